@@ -1,0 +1,44 @@
+# jepalab: `make demo` runs the main job, `make test` runs the test suite. Both set up .venv from nothing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.jepalab-installed
+DATASET_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test lint data venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "jepalab needs Python >= 3.10")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# Keep a torch that is already there (a GPU user's CUDA build); otherwise the CPU build 2.13.0.
+	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Fashion-MNIST ships as a Debian package; install it where apt and root are available, otherwise say how.
+data:
+	@if [ -f $(DATASET_DIR)/train-images-idx3-ubyte.gz ] || [ -f $(DATASET_DIR)/train-images-idx3-ubyte ]; then \
+		echo "Fashion-MNIST found in $(DATASET_DIR)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+		|| echo "warning: could not apt-get install dataset-fashion-mnist; image experiments will be skipped"; \
+	else \
+		echo "note: Fashion-MNIST is not installed. Install the Debian package 'dataset-fashion-mnist' (as root:"; \
+		echo "      apt-get install dataset-fashion-mnist) or set JEPALAB_DATA_DIR to a folder holding"; \
+		echo "      train-images-idx3-ubyte(.gz) etc.; image experiments are skipped until then."; \
+	fi
+
+demo: venv data
+	$(VENV)/bin/jepalab demo
+
+test: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache
