@@ -108,9 +108,9 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
+        where = f" in {prefix.rstrip('.')}" if prefix else ""
         raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]!r}; allowed keys{(' in ' + prefix.rstrip('.')) if prefix else ''}: "
-            f"{', '.join(sorted(fields))}"
+            f"unknown config key '{prefix}{unknown[0]}'; allowed keys{where}: {', '.join(sorted(fields))}"
         )
     kwargs = {}
     for name, value in data.items():

@@ -77,7 +77,8 @@ def _order(args: argparse.Namespace) -> int:
         except ValueError as error:
             orders[objective] = f"undefined ({error})"
         header += f" {objective.upper() + ' t*':>16}"
-    print(f"critical times ({args.time} time units) to w̄ = {args.frac:g}·w̄*, depth L = {args.depth}, eps = {args.eps:g}")
+    print(f"critical times ({args.time} time units) to w̄ = {args.frac:g}·w̄*, "
+          f"depth L = {args.depth}, eps = {args.eps:g}")
     print(header)
     for i in range(lam.size):
         print(f"{i + 1:>7} {lam[i]:>10.4g} {rho[i]:>10.4g}" + "".join(f" {times[o][i]:>16.6g}" for o in times))
@@ -129,7 +130,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fig2.set_defaults(handler=_figure2)
 
     sweep = theory_sub.add_parser("depth-sweep", help="JEPA ρ-bias over depth and ε; order maps for both objectives")
-    sweep.add_argument("--out", type=Path, default=None, help="output folder (default: a new runs/theory-depth-sweep-*)")
+    sweep.add_argument("--out", type=Path, default=None, help="output folder (default: new runs/theory-depth-sweep-*)")
     sweep.add_argument("--depths", nargs="+", type=int, default=None, help="depths of the map (1..8)")
     _floats(sweep, "--eps-grid", "ε values of the order map (1e-1 … 1e-8)")
     _floats(sweep, "--ratio-eps", "ε values of the ratio plot")

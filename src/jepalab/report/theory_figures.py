@@ -154,8 +154,8 @@ def order_map(
             except ValueError:
                 cells.append({"objective": objective, "depth": depth, "eps": eps, "order": None, "kendall_tau": None})
                 continue
-            cells.append({"objective": objective, "depth": depth, "eps": eps, "order": "".join(str(i + 1) for i in order),
-                          "kendall_tau": _kendall_tau(order, lam_order)})
+            cells.append({"objective": objective, "depth": depth, "eps": eps,
+                          "order": "".join(str(i + 1) for i in order), "kendall_tau": _kendall_tau(order, lam_order)})
     return cells
 
 

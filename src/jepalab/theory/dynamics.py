@@ -348,7 +348,7 @@ def _table_nodes(red: _Reduced, q: np.ndarray, log_map: bool) -> tuple[np.ndarra
     return log_x, dlogx_dy * dy_dq
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _inverse_table(objective: str, depth: int) -> _InverseTable:
     """Build (once per objective and depth) the table and check it against the solver at cell midpoints."""
     red = _reduced(objective, depth, 1)
@@ -356,7 +356,7 @@ def _inverse_table(objective: str, depth: int) -> _InverseTable:
     q_lo, q_hi = (-120.0 if log_map else -60.0), 45.0
     step = 1.0 / 64.0
     while True:
-        q = q_lo + step * np.arange(int(round((q_hi - q_lo) / step)) + 1)
+        q = q_lo + step * np.arange(round((q_hi - q_lo) / step) + 1)
         value, slope = _table_nodes(red, q, log_map)
         v0, v1, d0, d1 = value[:-1], value[1:], step * slope[:-1], step * slope[1:]
         coef = np.stack([v0, d0, 3.0 * (v1 - v0) - 2.0 * d0 - d1, 2.0 * (v0 - v1) + d0 + d1], axis=1)

@@ -1,0 +1,39 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from jepalab.rundir import atomic_write_text, environment, new_run_dir, write_csv, write_json
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    atomic_write_text(target, "old")
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind
+
+
+def test_json_and_csv_handle_numpy_and_non_finite(tmp_path):
+    write_json(tmp_path / "a.json", {"x": np.float64(1.5), "v": np.arange(3), "bad": float("nan")})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.5, "v": [0, 1, 2], "bad": "nan"}
+    write_csv(tmp_path / "a.csv", [{"a": 1, "b": np.float32(2.0)}, {"a": 3, "c": "z"}])
+    assert (tmp_path / "a.csv").read_text().splitlines() == ["a,b,c", "1,2.0,", "3,,z"]
+
+
+def test_new_run_dir_is_unique(tmp_path):
+    first, second = new_run_dir(tmp_path, "demo"), new_run_dir(tmp_path, "demo")
+    assert first != second and first.is_dir() and second.is_dir()
+
+
+def test_environment_records_versions():
+    env = environment()
+    assert env["packages"]["numpy"] == np.__version__
+    assert env["cpu_count"] >= 1
