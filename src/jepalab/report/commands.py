@@ -1,16 +1,15 @@
-"""CLI commands of the report layer: ``jepalab theory ...`` and ``jepalab demo``."""
+"""CLI commands of the report layer: ``jepalab theory ...``, ``jepalab reproduce`` and ``jepalab demo``."""
 
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jepalab.rundir import environment, new_run_dir, write_json
+from jepalab.rundir import new_run_dir
 from jepalab.theory import TIME_UNITS, critical_time, learning_order
 
 
@@ -87,24 +86,26 @@ def _order(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from jepalab.report.theory_figures import depth_sweep, figure2
+def _reproduce(args: argparse.Namespace) -> int:
+    from jepalab.report.reproduce import reproduce
 
-    out = _out_dir(args, "demo")
-    started = time.perf_counter()
-    fig2 = figure2(out / "figure2")
-    sweep = depth_sweep(out / "depth_sweep")
-    lines = ["# jepalab demo: the theory of Littwin et al. (2024), solved exactly", ""]
-    lines.append("Figure 2 learning orders (features numbered as in the legend, learned first -> last):")
-    lines.extend(f"- {p['objective'].upper()} / {p['panel']}: {p['order']}" for p in fig2["panels"])
-    lines += ["", "Opposite-trend preset, learning order over (depth, eps):", "```",
-              _order_table(sweep["orders"], sweep["params"]["depths"], sweep["params"]["eps_grid"]), "```"]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    write_json(out / "summary.json", {"figure2": fig2, "environment": environment(),
-                                      "wall_time_s": time.perf_counter() - started})
-    print("\n".join(lines))
-    print(f"\nwrote the demo to {out}/ (summary.md, figure2/, depth_sweep/)")
-    return 0
+    out = _out_dir(args, "reproduce")
+    report = reproduce(out, mode=args.mode, reuse=args.reuse, resume=args.resume, seed=args.seed, only=args.parts)
+    width = max(len(c["key"]) for c in report["claims"])
+    for claim in report["claims"]:
+        print(f"{claim['key']:<{width}}  {claim['verdict']:<15}  {claim['statement']}")
+    failed = [p["name"] for p in report["parts"] if p["status"] == "failed"]
+    for name in failed:
+        print(f"part {name} FAILED: see {out}/parts/{name}/traceback.txt")
+    print(f"\nwrote {out}/report.html (+ report.md, claims.json, environment.json)")
+    return 1 if (args.strict and failed) else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    args.mode, args.reuse, args.resume, args.seed, args.parts, args.strict = "quick", [], False, 0, None, False
+    if args.out is None:
+        args.out = new_run_dir("runs", "demo")
+    return _reproduce(args)
 
 
 def _floats(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
@@ -150,6 +151,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     order.add_argument("--time", choices=TIME_UNITS, default="gf", help="time units: gf (t) or paper (τ = L·t)")
     order.set_defaults(handler=_order)
 
-    demo = subparsers.add_parser("demo", help="the main job on built-in data: theory figures and a summary")
+    reproduce = subparsers.add_parser("reproduce", help="check every claim of the paper and write a report")
+    reproduce.add_argument("--out", type=Path, default=None, help="output folder (default: a new runs/reproduce-*)")
+    speed = reproduce.add_mutually_exclusive_group()
+    speed.add_argument("--quick", dest="mode", action="store_const", const="quick", help="≤ 10 min on 2 CPU cores")
+    speed.add_argument("--full", dest="mode", action="store_const", const="full", help="everything (for a GPU)")
+    reproduce.set_defaults(mode="quick")
+    reproduce.add_argument("--reuse", nargs="+", default=[], metavar="RUN",
+                           help="pretraining run folders to evaluate instead of training new ones")
+    reproduce.add_argument("--resume", action="store_true", help="skip the parts that already finished in --out")
+    reproduce.add_argument("--strict", action="store_true", help="exit non-zero if any part failed")
+    reproduce.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
+    reproduce.add_argument("--parts", nargs="+", default=None, metavar="PART", help="run only these parts")
+    reproduce.set_defaults(handler=_reproduce)
+
+    demo = subparsers.add_parser("demo", help="the main job: `reproduce --quick` into a new runs/demo-* folder")
     demo.add_argument("--out", type=Path, default=None, help="output folder (default: a new runs/demo-*)")
     demo.set_defaults(handler=_demo)

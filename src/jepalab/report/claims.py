@@ -1,0 +1,110 @@
+"""Claims, findings and report parts: the data model of ``jepalab reproduce``.
+
+A *part* is one unit of work (the theory figures, the deep linear validation, an experiment). It declares the
+claims it can test (:class:`ClaimSpec`: the sentence, where it comes from, what the paper reports) and, when
+run, returns :class:`Finding` objects (what jepalab measured and the verdict, decided by a rule in code).
+A claim whose part did not run, or failed, is reported as "not tested here" with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+VERDICTS = ("holds", "does not hold", "not tested here")
+SOURCES = ("paper", "derived here", "beyond the paper")
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A checkable statement: ``source`` is one of SOURCES; ``provenance`` cites the paper/spec location."""
+
+    key: str
+    statement: str
+    source: str
+    provenance: str
+    paper_says: str
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"claim {self.key}: source must be one of {SOURCES}; got {self.source!r}")
+
+
+@dataclass
+class Finding:
+    """What was measured for one claim and the verdict; ``figure``/``config`` are paths relative to the report."""
+
+    key: str
+    measured: str
+    verdict: str
+    reason: str = ""
+    figure: str | None = None
+    config: str | None = None
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"finding {self.key}: verdict must be one of {VERDICTS}; got {self.verdict!r}")
+
+
+def verdict(holds: bool) -> str:
+    """'holds' or 'does not hold' from a boolean computed on measured numbers."""
+    return "holds" if bool(holds) else "does not hold"
+
+
+@dataclass
+class PartOutput:
+    """Everything a part produced: findings, figures (path, caption), tables (title, rows), notes, its config."""
+
+    findings: list[Finding] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PartOutput:
+        return cls(
+            findings=[Finding(**f) for f in data["findings"]],
+            figures=[tuple(f) for f in data["figures"]],
+            tables=[(t[0], t[1]) for t in data["tables"]],
+            notes=list(data["notes"]),
+            config=dict(data["config"]),
+        )
+
+
+@dataclass(frozen=True)
+class PartContext:
+    """What a part gets: its own output folder, the mode, runs to reuse, and the seed."""
+
+    out_dir: Path
+    report_dir: Path
+    mode: str
+    reuse: tuple[Path, ...]
+    seed: int
+
+    def relative(self, path: Path | str) -> str:
+        """``path`` relative to the report folder, for links in the report."""
+        return Path(path).resolve().relative_to(self.report_dir.resolve()).as_posix()
+
+
+@dataclass(frozen=True)
+class Part:
+    """A unit of ``jepalab reproduce``; ``estimate_s`` (per mode) drives the overall ETA."""
+
+    name: str
+    title: str
+    claims: tuple[ClaimSpec, ...]
+    run: Callable[[PartContext], PartOutput]
+    estimate_s: dict[str, float]
+    modes: tuple[str, ...] = ("quick", "full")
+    uses_reuse: bool = False
+
+    def runs_in(self, mode: str, reuse: tuple[Path, ...]) -> bool:
+        """Whether the part runs: in its modes, or in any mode when it can evaluate runs passed with --reuse."""
+        return mode in self.modes or (self.uses_reuse and bool(reuse))
