@@ -141,35 +141,42 @@ class _Reduced:
         reps = [theta for theta in angles if theta <= np.pi + 1e-12]
         return [(theta, 1.0 if abs(np.sin(theta)) < 1e-12 else 2.0) for theta in reps]
 
-    def _power_sign(self, j: int) -> float:
-        return float(self.s**j)
+    @property
+    def remainder_power(self) -> int:
+        """r + 1, where u^r / (1 − s u^m) is the remainder of the polynomial division."""
+        return len(self.powers) * self.m - self.a + 1
+
+    def _powers_sum(self, log_x: np.ndarray) -> np.ndarray:
+        """Σ_j s^j x^q_j / q_j (s^j ln x for q_j = 0): the terms of Φ that diverge as x → 0."""
+        total = np.zeros_like(log_x)
+        for j, q in enumerate(self.powers):
+            total += float(self.s**j) * (log_x if q == 0 else np.exp(q * log_x) / q)
+        return total
+
+    def _roots_sum(self, logs: list[tuple[np.ndarray, np.ndarray | float]]) -> np.ndarray:
+        """Σ_k Re(ζ̄_k^(r+1) ln w_k) over the representative roots, given (ln|w_k|, arg w_k) per root."""
+        r1 = self.remainder_power
+        return sum(
+            weight * (np.cos(r1 * theta) * log_mod + np.sin(r1 * theta) * arg)
+            for (theta, weight), (log_mod, arg) in zip(self.roots, logs)
+        )
 
     def phi(self, x: np.ndarray, log_x: np.ndarray, log_abs_1mx: np.ndarray) -> np.ndarray:
         """Φ(x); ``log_x`` and ``log|1 − x|`` are passed in so callers keep them accurate near 0 and 1."""
-        total = np.zeros_like(x)
-        for j, q in enumerate(self.powers):
-            term = log_x if q == 0 else np.exp(q * log_x) / q
-            total += self._power_sign(j) * term
-        r1 = len(self.powers) * self.m - self.a + 1
-        remainder = np.zeros_like(x)
-        for theta, weight in self.roots:
+        logs = []
+        for theta, _ in self.roots:  # ln(1 − x ζ) for each root ζ = e^(iθ)
             if abs(theta) < 1e-12:
-                log_mod, arg = log_abs_1mx, 0.0
+                logs.append((log_abs_1mx, 0.0))
             elif abs(theta - np.pi) < 1e-12:
-                log_mod, arg = np.log1p(x), 0.0
+                logs.append((np.log1p(x), 0.0))
             else:
                 re, im = 1.0 - x * np.cos(theta), -x * np.sin(theta)
-                log_mod, arg = 0.5 * np.log(re * re + im * im), np.arctan2(im, re)
-            remainder += weight * (np.cos(r1 * theta) * log_mod + np.sin(r1 * theta) * arg)
-        return total - self._power_sign(len(self.powers)) * remainder / self.m
+                logs.append((0.5 * np.log(re * re + im * im), np.arctan2(im, re)))
+        return self._powers_sum(log_x) - float(self.s ** len(self.powers)) * self._roots_sum(logs) / self.m
 
     def singular_part(self, x: np.ndarray) -> np.ndarray:
         """The terms of Φ that diverge as x → 0 (powers and the logarithm)."""
-        total = np.zeros_like(x)
-        for j, q in enumerate(self.powers):
-            term = np.log(x) if q == 0 else x**q / q
-            total += self._power_sign(j) * term
-        return total
+        return self._powers_sum(np.log(x))
 
     def phi_difference(self, x0: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Φ(x) − Φ(x0) for s = +1 and 0 < x0 ≤ x < 1, free of cancellation (every term is ≥ 0)."""
@@ -179,23 +186,20 @@ class _Reduced:
         total = np.zeros_like(x0)
         for q in self.powers:
             total += log_ratio if q == 0 else x0**q * np.expm1(q * log_ratio) / q
-        r1 = len(self.powers) * self.m - self.a + 1
-        remainder = np.zeros_like(x0)
-        for theta, weight in self.roots:
+        logs = []
+        for theta, _ in self.roots:  # ln((1 − x ζ) / (1 − x0 ζ)) for each root ζ = e^(iθ)
             if abs(theta) < 1e-12:
                 near = (x - x0) < 0.5 * (1.0 - x0)
                 safe = np.where(near, x - x0, 0.0)
-                log_mod = np.where(near, np.log1p(-safe / (1.0 - x0)), np.log1p(-x) - np.log1p(-x0))
-                arg = 0.0
+                logs.append((np.where(near, np.log1p(-safe / (1.0 - x0)), np.log1p(-x) - np.log1p(-x0)), 0.0))
             elif abs(theta - np.pi) < 1e-12:
-                log_mod, arg = np.log1p((x - x0) / (1.0 + x0)), 0.0
+                logs.append((np.log1p((x - x0) / (1.0 + x0)), 0.0))
             else:
                 zeta = np.exp(1j * theta)
                 delta = -(x - x0) * zeta / (1.0 - x0 * zeta)
-                log_mod = 0.5 * np.log1p(2.0 * delta.real + np.abs(delta) ** 2)
-                arg = np.arctan2(delta.imag, 1.0 + delta.real)
-            remainder += weight * (np.cos(r1 * theta) * log_mod + np.sin(r1 * theta) * arg)
-        return total - remainder / self.m
+                logs.append((0.5 * np.log1p(2.0 * delta.real + np.abs(delta) ** 2),
+                             np.arctan2(delta.imag, 1.0 + delta.real)))
+        return total - self._roots_sum(logs) / self.m
 
     def dphi_dvar(self, x: np.ndarray, one_minus_x: np.ndarray, branch: str) -> np.ndarray:
         """dΦ/dvar for the solver variable of each branch (see ``_BRANCHES``); always > 0."""
