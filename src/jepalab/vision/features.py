@@ -1,0 +1,67 @@
+"""Frozen features of an encoder and the collapse diagnostics logged during training (metrics.md §0, §8)."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import torch
+
+from jepalab.eval import collapse_diagnostics, token_spread
+from jepalab.vision.ijepa import IJEPA
+from jepalab.vision.mae import MAE
+from jepalab.vision.vit import ViT
+
+__all__ = ["POOLINGS", "collapse_report", "encode", "pool"]
+
+POOLINGS = ("mean", "cls", "tokens")
+
+
+def pool(encoder: ViT, tokens: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Encoder output (B, [1 +] N, d) → "mean" of patch tokens (B, d), class token "cls" (B, d), or the patch
+    "tokens" (B, N, d); the class token never enters the mean."""
+    if pooling == "mean":
+        return encoder.patch_tokens(tokens).mean(dim=1)
+    if pooling == "cls":
+        if encoder.cls_token is None:
+            raise ValueError("pooling 'cls' needs an encoder with a class token (MAE with mae.cls_token=true)")
+        return tokens[:, 0]
+    if pooling == "tokens":
+        return encoder.patch_tokens(tokens)
+    raise ValueError(f"pooling must be one of {list(POOLINGS)}; got {pooling!r}")
+
+
+@torch.no_grad()
+def encode(encoder: ViT, images: torch.Tensor, pooling: str = "mean", batch_size: int = 256,
+           autocast: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
+    """Pooled features (float32, on the images' device) of normalised ``images`` (n, C, H, W), eval mode,
+    no masking, ``batch_size`` images at a time."""
+    was_training = encoder.training
+    encoder.eval()
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        with autocast or contextlib.nullcontext():
+            outputs.append(pool(encoder, encoder(images[start:start + batch_size]), pooling).float())
+    encoder.train(was_training)
+    return torch.cat(outputs)
+
+
+def collapse_report(method: IJEPA | MAE, images: torch.Tensor,
+                    autocast: contextlib.AbstractContextManager | None = None) -> dict[str, float]:
+    """Collapse read-outs on a fixed batch: for each encoder (I-JEPA target and context, MAE encoder) the
+    mean-pooled features' :func:`~jepalab.eval.collapse_diagnostics` (normalised std, RankMe, VICReg terms,
+    dead dims), the token spread and the mean token norm, keyed ``"<encoder>.<metric>"``."""
+    encoders = {"target": method.target_encoder, "context": method.encoder} if isinstance(method, IJEPA) \
+        else {"encoder": method.encoder}
+    report: dict[str, float] = {}
+    for name, encoder in encoders.items():
+        pooled = encode(encoder, images, "mean", autocast=autocast)  # (n, d)
+        tokens = encode(encoder, images[:256], "tokens", autocast=autocast)  # (≤ 256, N, d)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # small n: recorded as rankme_biased instead
+            stats = collapse_diagnostics(pooled)
+        stats["rankme_biased"] = float(stats["n"] < 4 * stats["dim"])
+        stats["token_spread"] = token_spread(tokens) if bool(torch.isfinite(tokens).all()) else float("nan")
+        stats["token_norm"] = float(tokens.norm(dim=-1).mean())
+        report.update({f"{name}.{key}": value for key, value in stats.items()})
+    return report

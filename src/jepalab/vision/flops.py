@@ -1,0 +1,25 @@
+"""FLOPs of one training step (forward + backward, matmul/conv/attention, target forward included), counted with
+``torch.utils.flop_counter.FlopCounterMode`` on a copy of the model on the ``meta`` device (no memory, no time)."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from jepalab.vision.build import build_method
+from jepalab.vision.config import PretrainConfig
+from jepalab.vision.masks import MultiBlockMasks, RandomMasks
+
+__all__ = ["step_flops"]
+
+
+def step_flops(cfg: PretrainConfig, channels: int, batch: int, masks: MultiBlockMasks | RandomMasks) -> int:
+    """Forward + backward FLOPs of one step on ``batch`` images with ``masks`` (their shapes set the cost).
+    Optimiser and EMA updates hold no matmul and are not counted."""
+    meta = torch.device("meta")
+    with meta:
+        method = build_method(cfg, channels)
+    images = torch.empty(batch, channels, cfg.data.image_size, cfg.data.image_size, device=meta)
+    with FlopCounterMode(display=False) as counter:
+        method(images, masks.to(meta)).backward()
+    return int(counter.get_total_flops())

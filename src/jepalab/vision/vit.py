@@ -1,0 +1,176 @@
+"""Vision Transformer encoder shared by I-JEPA and MAE (Dosovitskiy et al. 2021): patch embedding, fixed 2-D
+sin-cos positions, pre-norm blocks with ``F.scaled_dot_product_attention``, final LayerNorm.
+
+Initialisation follows each method's official code: ``"ijepa"`` = truncated normal (std 0.02) for linear and
+patch weights (facebookresearch/ijepa ``helper.init_model``); ``"mae"`` = Xavier-uniform, the patch projection
+treated as a linear map, class token N(0, 0.02²) (facebookresearch/mae ``models_mae.initialize_weights``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["VIT_SIZES", "Block", "ViT", "ViTSize", "sincos_2d"]
+
+
+@dataclass(frozen=True)
+class ViTSize:
+    """Width, depth, heads and MLP ratio of a named ViT."""
+
+    dim: int
+    depth: int
+    heads: int
+    mlp_ratio: float = 4.0
+
+
+VIT_SIZES = {
+    "pico": ViTSize(32, 2, 2),  # CI
+    "nano": ViTSize(64, 4, 4),
+    "micro": ViTSize(96, 6, 3),  # CPU pretraining in minutes
+    "tiny": ViTSize(192, 12, 3),
+    "small": ViTSize(384, 12, 6),
+    "base": ViTSize(768, 12, 12),
+    "large": ViTSize(1024, 24, 16),
+    "huge": ViTSize(1280, 32, 16),
+    "giant": ViTSize(1408, 40, 16, 48 / 11),
+}
+
+
+def sincos_2d(dim: int, grid: tuple[int, int]) -> torch.Tensor:
+    """(H·W, dim) fixed positions, row-major tokens: first half sin/cos of the column index, second half of the
+    row index, frequencies 10000^(−k/(dim/4)) (MAE/I-JEPA ``get_2d_sincos_pos_embed``)."""
+    if dim % 4:
+        raise ValueError(f"sin-cos positions need a width divisible by 4; got {dim}")
+    rows, cols = torch.meshgrid(torch.arange(grid[0], dtype=torch.float64),
+                                torch.arange(grid[1], dtype=torch.float64), indexing="ij")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+
+    def encode(pos: torch.Tensor) -> torch.Tensor:
+        angles = pos.reshape(-1, 1) * omega  # (H·W, dim/4)
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    return torch.cat([encode(cols), encode(rows)], dim=1).float()
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
+        """x (b, n, d) → (b, n, d); with ``queries`` (b, m, d), only those rows attend (to all of x): (b, m, d)."""
+        b, n, d = x.shape
+        h = self.heads
+        if queries is None:
+            q, k, v = self.qkv(x).view(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4)  # 3 × (b, h, n, d/h)
+        else:
+            w, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(queries, w[:d], bias[:d]).view(b, -1, h, d // h).transpose(1, 2)  # (b, h, m, d/h)
+            k, v = F.linear(x, w[d:], bias[d:]).view(b, n, 2, h, d // h).permute(2, 0, 3, 1, 4)  # 2 × (b, h, n, d/h)
+        x = F.scaled_dot_product_attention(q, k, v)  # (b, h, m, d/h)
+        return self.proj(x.transpose(1, 2).reshape(b, -1, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x)), MLP = Linear → GELU → Linear."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, eps: float = 1e-6):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
+        """(b, n, d) → (b, n, d); with ``rows`` (a slice, or (b, m) indices) only those tokens' outputs (b, m, d)
+        are computed — exactly what the full block gives there, for a last block whose other outputs are unused."""
+        h = self.norm1(x)
+        if rows is None:
+            x = x + self.attn(h)
+        else:
+            x = _select(x, rows) + self.attn(h, _select(h, rows))
+        return x + self.mlp(self.norm2(x))
+
+
+def _select(x: torch.Tensor, rows: torch.Tensor | slice) -> torch.Tensor:
+    if isinstance(rows, slice):
+        return x[:, rows]
+    return x.gather(1, rows.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def init_weights(module: nn.Module, style: str) -> None:
+    """Re-initialise linear/conv/LayerNorm weights of ``module`` in the I-JEPA or MAE style (module docstring)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            if style == "ijepa":
+                nn.init.trunc_normal_(m.weight, std=0.02, a=-2.0, b=2.0)
+            elif style == "mae":
+                nn.init.xavier_uniform_(m.weight.view(m.weight.shape[0], -1))
+            else:
+                raise ValueError(f"init style must be 'ijepa' or 'mae'; got {style!r}")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class ViT(nn.Module):
+    """ViT encoder: images (B, C, H, W) → LayerNorm-ed tokens (B, [1 +] K, dim), K = all patches or ``keep``.
+
+    ``keep`` (B, K) selects patch tokens (after adding positions) before the blocks, as the I-JEPA context
+    encoder and the MAE encoder do; ``cls_token`` prepends a learned class token (MAE), position zero.
+    """
+
+    def __init__(self, image_size: int | tuple[int, int], patch_size: int, in_channels: int, dim: int, depth: int,
+                 heads: int, mlp_ratio: float = 4.0, cls_token: bool = False, init: str = "ijepa"):
+        super().__init__()
+        height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+        if height % patch_size or width % patch_size:
+            raise ValueError(f"image size {height}×{width} is not divisible by the patch size {patch_size}")
+        self.image_size, self.patch_size, self.in_channels = (height, width), patch_size, in_channels
+        self.grid = (height // patch_size, width // patch_size)
+        self.num_patches = self.grid[0] * self.grid[1]
+        self.dim, self.depth, self.heads, self.mlp_ratio = dim, depth, heads, mlp_ratio
+        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
+        self.register_buffer("pos_embed", sincos_2d(dim, self.grid), persistent=False)  # (N, dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if cls_token else None
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        init_weights(self, init)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=0.02)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Patch tokens with positions: (B, C, H, W) → (B, N, dim)."""
+        return self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos_embed
+
+    def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None,
+                out: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens (B, [1 +] K, dim); with ``out`` (B, M) patch indices (no class token), only those M outputs
+        (B, M, dim), the last block computing just them."""
+        x = self.embed(images)  # (B, N, dim)
+        if keep is not None:
+            x = _select(x, keep)  # (B, K, dim)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + K, dim)
+        if out is not None and (keep is not None or self.cls_token is not None):
+            raise ValueError("ViT: out= selects patch positions of an unmasked encoder without a class token")
+        for block in self.blocks[:-1]:
+            x = block(x)
+        return self.norm(self.blocks[-1](x, out))
+
+    def patch_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Drop the class token, if any: (B, [1 +] K, dim) → (B, K, dim)."""
+        return tokens[:, 1:] if self.cls_token is not None else tokens
