@@ -87,8 +87,8 @@ def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int,
 
 
 def normalise(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """(x / 255 − mean) / std per channel, for float images in [0, 255]."""
-    mean_t, std_t = _channel_tensor(mean, images.device), _channel_tensor(std, images.device)
+    """(x / 255 − mean) / std per channel, for float images in [0, 255] (mean/std: any sequence, e.g. JSON lists)."""
+    mean_t, std_t = _channel_tensor(tuple(mean), images.device), _channel_tensor(tuple(std), images.device)
     return (images / 255.0 - mean_t.to(images.dtype)) / std_t.to(images.dtype)
 
 

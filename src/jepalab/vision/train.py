@@ -174,8 +174,8 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
 
     # -- run folder, data, schedules ---------------------------------------------------------------------------
     dataset = build_dataset(cfg.data)  # first: a missing dataset leaves no run folder behind
+    plan = EpochPlan(len(dataset), o.global_batch, cfg.seed, info.rank, info.world)  # nor a too-small one
     run = _prepare_run_dir(cfg, out, resume, info)
-    plan = EpochPlan(len(dataset), o.global_batch, cfg.seed, info.rank, info.world)
     total = o.epochs * plan.steps_per_epoch
     warmup = round(o.warmup_epochs * plan.steps_per_epoch)
     stop = min(total, stop_after or total)

@@ -1,0 +1,58 @@
+"""Pretraining config: presets, overrides, validation errors naming the field, recipe defaults."""
+
+from pathlib import Path
+
+import pytest
+
+from jepalab.config import ConfigError, load_config
+from jepalab.vision.config import PretrainConfig
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml")
+                                          if p.name.startswith(("fmnist-", "folder-"))))
+def test_presets_load(preset: str) -> None:
+    """Every shipped pretraining preset is a valid config (folder presets given a data.root)."""
+    overrides = ["data.root=/tmp"] if preset.startswith("folder-") else []
+    cfg = load_config(PretrainConfig, CONFIGS / preset, overrides)
+    assert cfg.method in ("ijepa", "mae") and cfg.data.image_size % cfg.model.patch_size == 0
+
+
+@pytest.mark.parametrize("override, field", [
+    ("optim.lrr=1", "optim.lrr"),
+    ("bogus.key=1", "bogus"),
+    ("optim.lr=-1", "optim.lr"),
+    ("mae.mask_ratio=1.5", "mae.mask_ratio"),
+    ("model.size=enormous", "model.size"),
+    ("data.crop_scale=[0.5, 1.5]", "crop_scale"),
+    ("train.precision=fp8", "train.precision"),
+    ("optim.epochs=two", "optim.epochs"),
+])
+def test_bad_values_name_the_field(override: str, field: str) -> None:
+    """Unknown keys, wrong types and out-of-range values raise a ConfigError naming the dotted field."""
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(PretrainConfig, CONFIGS / "fmnist-ijepa-cpu.yaml", [override])
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["model.patch_size=5"], "data.image_size (28) must be divisible by model.patch_size (5)"),
+    (["optim.warmup_epochs=3", "optim.epochs=2"], "warmup_epochs"),
+    (["ijepa.predictor_dim=30"], "predictor_dim"),
+    (["mask.min_keep=20"], "min_keep"),
+    (["method=mae", "mae.decoder_dim=40", "mae.decoder_heads=3"], "decoder_dim"),
+    (["data.dataset=imagenet"], "dataset must be one of"),
+])
+def test_inconsistent_settings_are_refused(overrides: list[str], words: str) -> None:
+    """Cross-field checks: patch vs image size, warm-up, head divisibility, masks, unknown dataset."""
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        load_config(PretrainConfig, CONFIGS / "fmnist-ijepa-cpu.yaml", overrides)
+
+
+def test_method_recipes_fill_empty_optimiser_fields() -> None:
+    """Empty optimiser fields take the official I-JEPA / MAE recipe; explicit values win."""
+    ijepa = load_config(PretrainConfig, None, ["method=ijepa", "data.image_size=28", "model.patch_size=4"])
+    assert (ijepa.optim.lr, ijepa.optim.weight_decay, ijepa.optim.final_weight_decay) == (1e-3, 0.04, 0.4)
+    mae = load_config(PretrainConfig, None, ["method=mae", "data.image_size=28", "model.patch_size=4",
+                                             "optim.global_batch=512", "optim.weight_decay=0.1"])
+    assert mae.optim.lr == pytest.approx(3e-4) and mae.optim.betas == (0.9, 0.95) and mae.optim.weight_decay == 0.1
