@@ -1,0 +1,396 @@
+"""Training-step benchmark: jepalab's I-JEPA and MAE steps next to the official facebookresearch code.
+
+    python benchmarks/vision_step.py                                   # ours only, config tiny32 on the CPU
+    python benchmarks/vision_step.py --official ~/src/ijepa --official-mae ~/src/mae --repeats 3
+
+Each (implementation, method) is timed in a fresh subprocess, so the CPU peak memory is that process's RSS
+high-water mark (``ru_maxrss``) minus its RSS before any model was built; on a GPU it is
+``torch.cuda.max_memory_allocated`` over the timed steps. Repeats alternate ours / official so a load change hits
+both; the table shows the median over repeats of each run's median step time.
+
+The official I-JEPA step is the body of ``src/train.py::train_step``, calling their modules unchanged (``init_model``,
+``init_opt``, ``apply_masks``, ``repeat_interleave_batch``, ``AllReduce``, ``grad_logger``, the per-parameter EMA
+loop, ``float(loss)``); both sides get the same ``randn`` batch and the same masks (jepalab's multi-block sampler,
+seeded by step). The official MAE step is ``engine_pretrain.train_one_epoch``'s body (``MaskedAutoencoderViT``, its
+own random masking, ``NativeScalerWithGradNormCount``); it needs timm. Data loading is excluded on both sides.
+
+FLOPs are jepalab's count (``jepalab.vision.flops.step_flops``, forward + backward, mean over the timed steps'
+masks) for both rows: the useful work of the step. MFU = FLOPs / median step time / assumed peak (``--peak-tflops``;
+default: 989 TFLOP/s bf16 dense on a GPU, 67 fp32; on a CPU, cores × 32 fp32 FLOP/cycle × 3.0 GHz, i.e. two
+256-bit FMA pipes per core, an assumption, not a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One named configuration: model sizes, image and batch, for both methods."""
+
+    size: str  # jepalab / official ViT name: tiny, small, base, ...
+    image: int
+    patch: int
+    batch: int
+    predictor_dim: int
+    predictor_depth: int
+    targets: int
+    decoder_dim: int
+    decoder_depth: int
+    decoder_heads: int
+    channels: int = 3
+
+
+CONFIGS = {
+    # anchor-perf.md §5 (config d at batch 64): ViT-Tiny/4 on 32 px, predictor 6×192, 2 target blocks.
+    "tiny32": Bench("tiny", 32, 4, 64, 192, 6, 2, 192, 4, 3),
+    # anchor-perf.md config a (ViT-S/16, 224 px, predictor 6×384, 4 targets) and f (ViT-S + 8×512 decoder).
+    "vits16": Bench("small", 224, 16, 128, 384, 6, 4, 512, 8, 16),
+}
+OFFICIAL_IJEPA_SCHEDULE = {"start_lr": 2e-4, "ref_lr": 1e-3, "final_lr": 1e-6, "wd": 0.04, "final_wd": 0.4,
+                           "warmup": 40, "num_epochs": 300, "ema": (0.996, 1.0)}  # configs/in1k_vith14_ep300.yaml
+
+
+def pretrain_config(bench: Bench, method: str, precision: str) -> Any:
+    """The jepalab :class:`PretrainConfig` of ``bench`` for ``method``."""
+    from jepalab.config import load_config
+    from jepalab.vision.config import PretrainConfig
+
+    return load_config(PretrainConfig, None, [
+        f"method={method}", f"data.image_size={bench.image}", f"model.size={bench.size}",
+        f"model.patch_size={bench.patch}", f"optim.global_batch={bench.batch}", f"train.precision={precision}",
+        f"ijepa.predictor_dim={bench.predictor_dim}", f"ijepa.predictor_depth={bench.predictor_depth}",
+        f"mask.num_targets={bench.targets}", f"mae.decoder_dim={bench.decoder_dim}",
+        f"mae.decoder_depth={bench.decoder_depth}", f"mae.decoder_heads={bench.decoder_heads}"])
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _masks(cfg: Any, batch: int, steps: int, device: torch.device) -> list[Any]:
+    """The masks of steps 0 … steps − 1: multi-block (I-JEPA) or random (MAE), seeded as training seeds them."""
+    from jepalab.data import step_generator
+    from jepalab.vision.masks import random_masks
+
+    if cfg.method == "ijepa":
+        masker = cfg.masker()
+        return [masker(batch, step_generator(cfg.seed, "masks", k)).to(device) for k in range(steps)]
+    tokens = cfg.grid[0] * cfg.grid[1]
+    return [random_masks(batch, tokens, cfg.mae.mask_ratio, step_generator(cfg.seed, "masks", k)).to(device)
+            for k in range(steps)]
+
+
+def ours_step(cfg: Any, images: torch.Tensor, masks: list[Any], device: torch.device) -> Callable[[int], float]:
+    """jepalab's training step, as ``pretrain``'s loop runs it (schedules, forward, backward, AdamW, EMA)."""
+    from jepalab.vision.build import build_method
+    from jepalab.vision.ijepa import IJEPA
+    from jepalab.vision.schedules import cosine, linear, warmup_cosine
+    from jepalab.vision.train import make_optimizer
+
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # as pretrain() does
+    method = build_method(cfg, images.shape[1]).to(device).train()
+    optimizer = make_optimizer(method, cfg, device)
+    o, total = cfg.optim, 10_000
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
+
+    def step(k: int) -> float:
+        lr, wd = warmup_cosine(k, total, 100, o.start_lr, o.lr, o.final_lr), cosine(k, total, o.weight_decay,
+                                                                                     o.final_weight_decay)
+        for group in optimizer.param_groups:
+            group["lr"], group["weight_decay"] = lr, (wd if group["decay"] else 0.0)
+        with autocast:
+            loss = method(images, masks[k])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if isinstance(method, IJEPA):
+            method.update_target(linear(k, total, *cfg.ijepa.ema))
+        return float(loss)
+
+    return step
+
+
+def official_ijepa_step(root: str, bench: Bench, images: torch.Tensor, masks: list[Any], bf16: bool,
+                        device: torch.device) -> Callable[[int], float]:
+    """The official ``train_step`` body on their modules (see the module docstring)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(Path(root).resolve()))
+    from src.helper import init_model, init_opt
+    from src.masks.utils import apply_masks
+    from src.utils.distributed import AllReduce
+    from src.utils.logging import grad_logger
+    from src.utils.tensors import repeat_interleave_batch
+
+    s = OFFICIAL_IJEPA_SCHEDULE
+    encoder, predictor = init_model(device=device, patch_size=bench.patch, model_name=f"vit_{bench.size}",
+                                    crop_size=bench.image, pred_depth=bench.predictor_depth,
+                                    pred_emb_dim=bench.predictor_dim)
+    target_encoder = copy.deepcopy(encoder)
+    for p in target_encoder.parameters():
+        p.requires_grad = False
+    ipe = 1000
+    optimizer, scaler, scheduler, wd_scheduler = init_opt(
+        encoder=encoder, predictor=predictor, wd=s["wd"], final_wd=s["final_wd"], start_lr=s["start_lr"],
+        ref_lr=s["ref_lr"], final_lr=s["final_lr"], iterations_per_epoch=ipe, warmup=s["warmup"],
+        num_epochs=s["num_epochs"], ipe_scale=1.25, use_bfloat16=bf16)
+    total = int(ipe * s["num_epochs"] * 1.25)
+    ema = s["ema"]
+    momentum_scheduler = (ema[0] + i * (ema[1] - ema[0]) / total for i in range(total + 1))
+    official = [([m.context], [m.targets[:, j].contiguous() for j in range(m.targets.shape[1])]) for m in masks]
+
+    def step(k: int) -> float:
+        imgs, (masks_enc, masks_pred) = images, official[k]
+        scheduler.step()
+        wd_scheduler.step()
+
+        def forward_target() -> torch.Tensor:
+            with torch.no_grad():
+                h = target_encoder(imgs)
+                h = F.layer_norm(h, (h.size(-1),))
+                h = apply_masks(h, masks_pred)
+                return repeat_interleave_batch(h, len(imgs), repeat=len(masks_enc))
+
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            h = forward_target()
+            z = predictor(encoder(imgs, masks_enc), masks_enc, masks_pred)
+            loss = AllReduce.apply(F.smooth_l1_loss(z, h))
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        grad_logger(encoder.named_parameters())
+        optimizer.zero_grad()
+        with torch.no_grad():
+            m = next(momentum_scheduler)
+            for param_q, param_k in zip(encoder.parameters(), target_encoder.parameters()):
+                param_k.data.mul_(m).add_((1.0 - m) * param_q.detach().data)
+        return float(loss)
+
+    return step
+
+
+def official_mae_step(root: str, bench: Bench, images: torch.Tensor, bf16: bool,
+                      device: torch.device) -> Callable[[int], float]:
+    """The official MAE step (``engine_pretrain.train_one_epoch`` body); needs timm. Shims: ``np.float``,
+    ``torch._six`` and timm's ``Block`` without ``qk_scale`` (anchor-perf.md §2)."""
+    import functools
+    import types
+
+    import numpy as np
+
+    setattr(np, "float", float)  # noqa: B010 (removed in numpy 1.24, used by util/pos_embed.py)
+    sys.modules.setdefault("torch._six", types.SimpleNamespace(inf=float("inf")))  # type: ignore[arg-type]
+    sys.path.insert(0, str(Path(root).resolve()))
+    import models_mae
+    from util.misc import NativeScalerWithGradNormCount
+
+    class Block(models_mae.Block):
+        """timm's Block without the ``qk_scale`` argument recent timm rejects (the official code passes None)."""
+
+        def __init__(self, *args: Any, qk_scale: None = None, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+
+    models_mae.Block = Block
+    model = models_mae.MaskedAutoencoderViT(
+        img_size=bench.image, patch_size=bench.patch, in_chans=bench.channels, embed_dim=_width(bench.size),
+        depth=12, num_heads=_heads(bench.size), decoder_embed_dim=bench.decoder_dim, decoder_depth=bench.decoder_depth,
+        decoder_num_heads=bench.decoder_heads, mlp_ratio=4, norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6),
+        norm_pix_loss=True).to(device)
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1 and not n.endswith(".bias")]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and (p.ndim <= 1 or n.endswith(".bias"))]
+    optimizer = torch.optim.AdamW([{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": 0.05}],
+                                  lr=1.5e-4 * bench.batch / 256, betas=(0.9, 0.95))
+    loss_scaler = NativeScalerWithGradNormCount()
+    torch.manual_seed(0)
+
+    def step(k: int) -> float:
+        with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
+                            enabled=bf16):
+            loss, _, _ = model(images, mask_ratio=0.75)
+        value = loss.item()
+        loss_scaler(loss, optimizer, parameters=model.parameters(), update_grad=True)
+        optimizer.zero_grad()
+        return value
+
+    return step
+
+
+def _width(size: str) -> int:
+    from jepalab.vision.vit import VIT_SIZES
+
+    return VIT_SIZES[size].dim
+
+
+def _heads(size: str) -> int:
+    from jepalab.vision.vit import VIT_SIZES
+
+    return VIT_SIZES[size].heads
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """Time one (implementation, method) in this process; returns the measurements."""
+    from jepalab.vision.flops import step_flops
+
+    bench = CONFIGS[args.config]
+    device = torch.device(args.device)
+    bf16 = args.precision == "bf16"
+    method = args.method
+    cfg = pretrain_config(bench, method, args.precision)
+    steps = args.warmup + args.steps
+    images = torch.randn(bench.batch, bench.channels, bench.image, bench.image,
+                         generator=torch.Generator().manual_seed(0)).to(device)
+    masks = _masks(cfg, bench.batch, steps, device)
+    baseline = rss_bytes()
+    if args.impl == "ours":
+        step = ours_step(cfg, images, masks, device)
+    elif method == "ijepa":
+        step = official_ijepa_step(args.official_root, bench, images, masks, bf16, device)
+    else:
+        step = official_mae_step(args.official_root, bench, images, bf16, device)
+    times, losses = [], []
+    for k in range(steps):
+        if k == args.warmup and device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        began = time.perf_counter()
+        losses.append(step(k))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+    timed = masks[args.warmup:]
+    flops = statistics.fmean(step_flops(cfg, bench.channels, bench.batch, m.to(torch.device("cpu"))) for m in timed)
+    return {"impl": args.impl, "method": method, "ms": [1000 * t for t in times[args.warmup:]], "peak_bytes": peak,
+            "flops": flops, "loss_first": losses[0], "loss_last": losses[-1], "threads": torch.get_num_threads()}
+
+
+def run_child(args: argparse.Namespace, impl: str, method: str, root: str | None) -> dict[str, Any] | str:
+    """Run :func:`child` in a fresh interpreter; its JSON result, or the error text when it failed."""
+    command = [sys.executable, __file__, "--child", impl, "--method", method, "--config", args.config,
+               "--device", args.device, "--precision", args.precision, "--warmup", str(args.warmup),
+               "--steps", str(args.steps)] + (["--official-root", root] if root else [])
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        return (result.stderr.strip().splitlines() or ["no output"])[-1]
+    return json.loads(lines[-1])
+
+
+def default_peak(device: str, precision: str) -> float:
+    """Assumed peak TFLOP/s (see the module docstring)."""
+    if device.startswith("cuda"):
+        return 989.0 if precision == "bf16" else 67.0
+    return (os.cpu_count() or 1) * 32 * 3.0e9 / 1e12
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="tiny32", choices=sorted(CONFIGS))
+    parser.add_argument("--methods", default="ijepa,mae", help="comma-separated: ijepa, mae")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=1, help="alternating runs per implementation; median shown")
+    parser.add_argument("--official", default=None, metavar="DIR", help="checkout of facebookresearch/ijepa")
+    parser.add_argument("--official-mae", default=None, metavar="DIR", help="checkout of facebookresearch/mae")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="assumed peak for MFU (default: see above)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write every measurement here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--method", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--official-root", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        args.impl = args.child
+        print(json.dumps(child(args)))
+        return
+
+    bench = CONFIGS[args.config]
+    peak = args.peak_tflops or default_peak(args.device, args.precision)
+    methods = args.methods.split(",")
+    roots = {"ijepa": args.official, "mae": args.official_mae}
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    errors: dict[tuple[str, str], str] = {}
+    for _ in range(args.repeats):
+        for method in methods:
+            for impl in ("ours", "official") if roots[method] else ("ours",):
+                outcome = run_child(args, impl, method, roots[method])
+                if isinstance(outcome, str):
+                    errors[(impl, method)] = outcome
+                else:
+                    results.setdefault((impl, method), []).append(outcome)
+
+    print(f"config {args.config}: {json.dumps(asdict(bench))}")
+    print(f"device {args.device}, {args.precision}, {args.warmup} warm-up + {args.steps} timed steps, "
+          f"{args.repeats} repeat(s) (median of per-run medians); MFU against an assumed {peak:.3g} TFLOP/s; "
+          f"torch {torch.__version__}, {os.cpu_count()} CPU(s)")
+    header = f"{'method':<7} {'impl':<9} {'img/s':>8} {'ms/step':>9} {'p10–p90 ms':>15} {'peak MiB':>9} " \
+             f"{'GFLOP/step':>11} {'MFU %':>6}"
+    print(header)
+    print("-" * len(header))
+    rates: dict[tuple[str, str], float] = {}
+    for (impl, method), runs in sorted(results.items(), key=lambda item: (item[0][1], item[0][0] != "ours")):
+        medians = [statistics.median(r["ms"]) for r in runs]
+        ms = statistics.median(medians)
+        every = sorted(t for r in runs for t in r["ms"])
+        p10, p90 = every[len(every) // 10], every[(9 * len(every)) // 10]
+        mem = statistics.median(r["peak_bytes"] for r in runs) / 2**20
+        flops = statistics.fmean(r["flops"] for r in runs)
+        rates[(impl, method)] = bench.batch / (ms / 1000)
+        print(f"{method:<7} {impl:<9} {rates[(impl, method)]:>8.1f} {ms:>9.1f} {f'{p10:.0f}–{p90:.0f}':>15} "
+              f"{mem:>9.0f} {flops / 1e9:>11.2f} {100 * flops / (ms / 1000) / (peak * 1e12):>6.2f}")
+    for (impl, method), message in errors.items():
+        print(f"{method:<7} {impl:<9} n/a: {message}")
+    if "ijepa" in methods:
+        from jepalab.vision.train import mask_summary
+
+        summary = mask_summary(pretrain_config(bench, "ijepa", args.precision))
+        print(f"I-JEPA masks ({summary['grid'][0]}×{summary['grid'][1]} grid, first 20 batches): "
+              f"{summary['num_targets']} targets × {summary['target_tokens_per_block']['mean']:.1f} tokens "
+              f"({summary['target_tokens_per_block']['min']}–{summary['target_tokens_per_block']['max']}), context "
+              f"{summary['context_tokens']['mean']:.1f} ({summary['context_tokens']['min']}–"
+              f"{summary['context_tokens']['max']}) = {100 * summary['context_share']:.0f} % of "
+              f"{summary['tokens']} tokens, min_keep {summary['min_keep']}, full_grid {summary['full_grid']}, "
+              f"relaxed {100 * summary['relaxed_share']:.1f} %")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"config": asdict(bench), "peak_tflops": peak, "errors": {
+            f"{i}/{m}": e for (i, m), e in errors.items()}, "runs": {f"{i}/{m}": r for (i, m), r in results.items()}},
+            indent=1))
+
+    def speedup(method: str) -> str:
+        if ("ours", method) in rates and ("official", method) in rates:
+            return f"{rates[('ours', method)] / rates[('official', method)]:.2f}"
+        return "n/a"
+
+    print(f"speedup_vs_official ijepa={speedup('ijepa')} mae={speedup('mae')}")
+
+
+if __name__ == "__main__":
+    main()
