@@ -17,7 +17,8 @@ class ImageDataset:
 
     Either ``images`` holds them all in memory (n, C, S, S), or ``read(i)`` decodes image ``i`` on demand
     (large folders); ``mean``/``std`` are per-channel pixel statistics in [0, 1] units, used for
-    normalisation. ``info`` carries builder-specific records (skipped files, noise parameters, ...).
+    normalisation. ``info`` carries builder-specific records (skipped files, noise parameters, ...); a tensor
+    entry with one row per image (a distractor's amplitude) is indexed along with the images by :meth:`subset`.
     """
 
     name: str
@@ -61,8 +62,10 @@ class ImageDataset:
             images, read = self.images[indices], None
         else:
             images, read = None, _Remapped(self.read, indices.tolist())  # type: ignore[arg-type]
+        info = {key: value[indices] if torch.is_tensor(value) and value.ndim and len(value) == len(self) else value
+                for key, value in self.info.items()}
         return ImageDataset(self.name, self.split, self.labels[indices], self.classes, self.channels, self.size,
-                            self.mean, self.std, images, read, self.source, dict(self.info))
+                            self.mean, self.std, images, read, self.source, info)
 
 
 class _Remapped:

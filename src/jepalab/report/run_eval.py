@@ -1,0 +1,206 @@
+"""``jepalab eval RUN``: frozen-feature evaluation of a pretraining run's checkpoints, every number next to its two
+baselines (raw pixels and a random encoder of the same architecture), computed the same way (metrics.md §0–§6).
+
+Per representation: linear probe (top-1), weighted kNN (k = 20, 200), RankMe, LiDAR on augmented views, the
+top/bottom pixel-variance subspace dependence ("our protocol", metrics.md §6) and, on a dataset with an injected
+distractor, the R² of decoding the distractor amplitude.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from jepalab.config import param
+from jepalab.data import augment, build_dataset, eval_view, sample_crops, step_generator
+from jepalab.eval import (
+    distractor_r2,
+    fit_pixel_pca,
+    knn_sweep,
+    lidar,
+    linear_probe,
+    rankme,
+    subspace_copies,
+    subspace_dependence,
+)
+from jepalab.rundir import write_csv, write_json
+from jepalab.vision.checkpoint import read_checkpoint
+from jepalab.vision.embeddings import load_encoder, random_encoder
+from jepalab.vision.features import encode
+from jepalab.vision.train import CHECKPOINT, load_run_config
+from jepalab.vision.vit import ViT
+
+__all__ = ["EvalSettings", "evaluate_run", "run_checkpoints"]
+
+REPRESENTATIONS = ("encoder", "random", "pixels")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Sizes and protocol of ``jepalab eval``."""
+
+    train_images: int = param(10000, ge=20, help="probe/kNN training images (seeded subset of the train split)")
+    test_images: int = param(2000, ge=20, help="test images (first N of the test split)")
+    probe: str = param("logistic", choices=("logistic", "ridge", "sgd"), help="linear probe method")
+    lidar_images: int = param(256, ge=2, help="surrogate classes for LiDAR")
+    lidar_views: int = param(4, ge=2, help="augmented views per LiDAR class")
+    subspace_share: float = param(0.9, gt=0, lt=1, help="cumulative pixel-variance share of the top subspace")
+    seed: int = param(0, ge=0, help="seeds subsets, views and random encoders")
+    batch_size: int = param(512, ge=1, help="images per encoder forward")
+
+
+def run_checkpoints(run: str | Path, which: str = "last") -> list[Path]:
+    """Checkpoint files of ``run``: "last" (checkpoint.safetensors), "all" (every snapshot, then the last) or a
+    step number (its snapshot, or the last checkpoint if it is at that step)."""
+    run = Path(run)
+    last = run / CHECKPOINT
+    snapshots = sorted(run.glob("checkpoint-*.safetensors"))
+    if not last.is_file() and not snapshots:
+        raise FileNotFoundError(f"{run} holds no checkpoint (expected {CHECKPOINT}); train it first")
+    if which == "last":
+        return [last]
+    if which == "all":
+        steps = {_step(path): path for path in snapshots}
+        if last.is_file():
+            steps.setdefault(read_checkpoint(last)[1]["step"], last)
+        return [steps[s] for s in sorted(steps)]
+    if not re.fullmatch(r"\d+", which):
+        raise ValueError(f"--checkpoint must be 'last', 'all' or a step number; got {which!r}")
+    wanted = int(which)
+    for path in [*snapshots, last]:
+        if path.is_file() and _step(path) == wanted:
+            return [path]
+    raise FileNotFoundError(f"{run} has no checkpoint at step {wanted}")
+
+
+def _step(path: Path) -> int:
+    match = re.fullmatch(r"checkpoint-(\d+)\.safetensors", path.name)
+    return int(match.group(1)) if match else int(read_checkpoint(path)[1]["step"])
+
+
+def _views(images: torch.Tensor, image_size: int, mean: tuple[float, ...], std: tuple[float, ...], views: int,
+           seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """``views`` augmented views of every image (random resized crop, scale 0.3–1, aspect 3/4–4/3, flip p = 0.5,
+    whatever the run trained with, so that LiDAR is comparable across runs), and their group ids."""
+    generator = step_generator(seed, "lidar-views", 0)
+    n, size = len(images), images.shape[-1]
+    repeated = images.repeat_interleave(views, 0)
+    boxes = sample_crops(n * views, size, size, (0.3, 1.0), (3 / 4, 4 / 3), generator)
+    flips = torch.rand(n * views, generator=generator) < 0.5
+    return augment(repeated, boxes, flips, image_size, mean, std), np.repeat(np.arange(n), views)
+
+
+def _metrics(features: dict[str, np.ndarray], train_y: np.ndarray, test_y: np.ndarray, lidar_groups: np.ndarray,
+             amplitude: np.ndarray | None, settings: EvalSettings, classes: int) -> dict[str, Any]:
+    """Every read-out of one representation from its features of the train/test/view/subspace images."""
+    probe = linear_probe(features["train"], train_y, features["test"], test_y, settings.probe, num_classes=classes,
+                         seed=settings.seed)
+    knn = {f"knn{r.k}": r.accuracy for r in knn_sweep(features["train"], train_y, features["test"], test_y, (20, 200),
+                                                  num_classes=classes)}
+    spread = lidar(features["views"], lidar_groups)
+    subspace = subspace_dependence(features["test"], features["top"], features["bottom"], test_y, probe="ridge",
+                                   num_classes=classes, seed=settings.seed)
+    out: dict[str, Any] = {
+        "probe": probe.accuracy, "probe_protocol": str(probe), **knn, "rankme": rankme(features["test"]),
+        "lidar": spread.value, "lidar_degenerate": spread.degenerate, "dim": int(features["test"].shape[1]),
+        "top_probe": subspace.probes["top"].accuracy, "bottom_probe": subspace.probes["bottom"].accuracy,
+        "cca_top": subspace.similarity["mean_cca"]["top"], "cca_bottom": subspace.similarity["mean_cca"]["bottom"],
+        "cca_delta": subspace.delta("mean_cca"), "cka_top": subspace.similarity["cka"]["top"],
+        "cka_bottom": subspace.similarity["cka"]["bottom"], "cka_delta": subspace.delta("cka"),
+    }
+    if amplitude is not None:
+        out["distractor_r2"] = distractor_r2(features["test"], amplitude, seed=settings.seed).r2
+    return out
+
+
+def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettings | None = None,
+                 device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Evaluate ``run``'s checkpoints and its baselines; writes ``RUN/eval.json`` and ``RUN/eval.csv``."""
+    settings = settings or EvalSettings()
+    run = Path(run)
+    paths = run_checkpoints(run, checkpoint)
+    cfg = load_run_config(run)
+    _, record = read_checkpoint(paths[-1])
+    mean, std = tuple(record["dataset"]["mean"]), tuple(record["dataset"]["std"])
+    data = replace(cfg.data, limit=None)
+    train_set, test_set = build_dataset(data, "train"), build_dataset(data, "test")
+    chosen = torch.randperm(len(train_set), generator=step_generator(settings.seed, "eval-train", 0))
+    train_set = train_set.subset(chosen[:settings.train_images].sort().values)
+    test_set = test_set.subset(torch.arange(min(settings.test_images, len(test_set))))
+    if train_set.images is None or test_set.images is None:
+        raise ValueError("jepalab eval needs an in-memory dataset (image folders are cached when small)")
+    size = cfg.data.image_size
+    images = {split: eval_view(part.images, size, mean, std)  # type: ignore[arg-type]
+              for split, part in (("train", train_set), ("test", test_set))}
+    images["views"], groups = _views(test_set.images[:settings.lidar_images], size, mean, std, settings.lidar_views,
+                                     settings.seed)
+    raw = (test_set.images.double() / 255).numpy()  # pixels in [0, 1] for the subspace copies
+    pca = fit_pixel_pca((train_set.images.double() / 255).numpy())
+    copies = subspace_copies(pca, raw, settings.subspace_share)
+    for part in ("top", "bottom"):
+        pixels = torch.from_numpy(getattr(copies, part)).float()
+        images[part] = (pixels - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    train_y, test_y = train_set.labels.numpy(), test_set.labels.numpy()
+    amplitude = test_set.info["amplitude"].numpy() if "amplitude" in test_set.info else None
+    classes = len(train_set.classes)
+
+    def features_of(encoder: ViT | None) -> dict[str, np.ndarray]:
+        if encoder is None:
+            return {key: value.flatten(1).numpy() for key, value in images.items()}
+        encoder = encoder.to(device)
+        return {key: encode(encoder, value.to(device), "mean", settings.batch_size).cpu().numpy()
+                for key, value in images.items()}
+
+    result: dict[str, Any] = {
+        "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
+        "settings": vars(settings).copy(),
+        "protocol": {"features": "I-JEPA: target encoder; MAE: encoder on all patches; mean of patch tokens; centre "
+                                 "view, no masking", "subspace": f"our protocol (metrics.md §6), f = "
+                                                                 f"{settings.subspace_share}, PCA rank {copies.rank}",
+                     "lidar": f"{settings.lidar_images} test images × {settings.lidar_views} views (random resized "
+                              "crop 0.3–1, flip)",
+                     "distractor_r2": "5-fold cross-validated ridge R² of the per-image amplitude (test images)"},
+        "baselines": {}, "checkpoints": []}
+    bar = tqdm(total=len(paths) + 2, disable=not progress, desc=f"eval {run.name}", unit="repr")
+    result["baselines"]["pixels"] = _metrics(features_of(None), train_y, test_y, groups, amplitude, settings, classes)
+    bar.update()
+    baseline = random_encoder(run, seed=settings.seed)
+    result["baselines"]["random"] = _metrics(features_of(baseline), train_y, test_y, groups, amplitude, settings,
+                                             classes)
+    bar.update()
+    for path in paths:
+        encoder = load_encoder(run, "auto", path)
+        metrics = _metrics(features_of(encoder), train_y, test_y, groups, amplitude, settings, classes)
+        result["checkpoints"].append({"step": encoder.run_info["step"], "checkpoint": path.name,
+                                      "encoder": encoder.run_info["encoder"], **metrics})
+        bar.update()
+    bar.close()
+    write_json(run / "eval.json", result)
+    rows = [{"step": "baseline", "representation": name, **{k: v for k, v in m.items() if k != "probe_protocol"}}
+            for name, m in result["baselines"].items()]
+    rows += [{"representation": "encoder", **{k: v for k, v in c.items() if k not in ("probe_protocol", "checkpoint",
+                                                                                        "encoder")}}
+             for c in result["checkpoints"]]
+    write_csv(run / "eval.csv", rows)
+    return result
+
+
+def eval_table(result: dict[str, Any]) -> str:
+    """Text table of an ``eval.json``: the last checkpoint next to its two baselines."""
+    last = result["checkpoints"][-1]
+    columns = [("probe", "{:.2%}"), ("knn20", "{:.2%}"), ("rankme", "{:.1f}"), ("lidar", "{:.1f}"),
+               ("top_probe", "{:.2%}"), ("bottom_probe", "{:.2%}"), ("cca_delta", "{:+.3f}"),
+               ("distractor_r2", "{:.3f}")]
+    columns = [(k, f) for k, f in columns if k in last]
+    lines = [f"{'representation':<22}" + "".join(f"{k:>14}" for k, _ in columns)]
+    rows = [(f"{result['method']} step {last['step']}", last),
+            ("random init (same arch)", result["baselines"]["random"]), ("raw pixels", result["baselines"]["pixels"])]
+    for name, metrics in rows:
+        lines.append(f"{name:<22}" + "".join(f"{f.format(metrics[k]):>14}" for k, f in columns))
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""The paper's per-feature quantities measured on real images under a run's actual masks [ours].
+
+For a unit pixel direction v, context view x = the centred image restricted to the context tokens and target view
+y = the centred image restricted to the target tokens (MAE: the removed patches; I-JEPA: the union of the target
+blocks): λ(v) = E[(vᵀy)(vᵀx)] (covariance between the views along v) and ρ(v) = λ(v)/E[(vᵀx)²] (the regression
+coefficient of vᵀy on vᵀx), the deep-linear theory's λ and ρ (Littwin et al. 2024, §3) for that feature.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from jepalab.data.sampler import step_generator
+from jepalab.vision.config import PretrainConfig
+from jepalab.vision.masks import MultiBlockMasks, random_masks
+
+__all__ = ["masked_view_moments", "token_masks"]
+
+
+def token_masks(cfg: PretrainConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(context, target) bool token masks (batch, H/p, W/p) drawn as training draws them for ``cfg.method``."""
+    grid = cfg.grid
+    tokens = grid[0] * grid[1]
+    context = torch.zeros(batch, tokens, dtype=torch.bool)
+    target = torch.zeros(batch, tokens, dtype=torch.bool)
+    rows = torch.arange(batch)[:, None]
+    if cfg.method == "ijepa":
+        masks: MultiBlockMasks = cfg.masker()(batch, generator)
+        context[rows, masks.context] = True
+        target[rows, masks.targets.flatten(1)] = True
+    else:
+        masks_mae = random_masks(batch, tokens, cfg.mae.mask_ratio, generator)
+        context[rows, masks_mae.keep] = True
+        target[rows, masks_mae.masked] = True
+    return context.view(batch, *grid), target.view(batch, *grid)
+
+
+def masked_view_moments(images: torch.Tensor, directions: torch.Tensor, cfg: PretrainConfig, draws: int = 4,
+                        seed: int = 0) -> dict[str, torch.Tensor]:
+    """λ (k,), ρ (k,) and the view variances E[(vᵀx)²], E[(vᵀy)²] (k,) of the unit rows of ``directions``
+    (k, C·H·W) over float ``images`` (n, C, H, W), centred by their mean, averaged over ``draws`` mask draws."""
+    n, channels, height, width = images.shape
+    if directions.ndim != 2 or directions.shape[1] != channels * height * width:
+        raise ValueError(f"directions must be (k, {channels * height * width}); got {tuple(directions.shape)}")
+    if (height, width) != (cfg.data.image_size, cfg.data.image_size):
+        raise ValueError(f"images are {height}×{width}; the config trains on {cfg.data.image_size}² crops")
+    v = directions.double() / directions.double().norm(dim=1, keepdim=True)
+    centred = (images.double() - images.double().mean(dim=0)).flatten(1)  # (n, D)
+    p = cfg.model.patch_size
+    sums = {key: torch.zeros(len(v), dtype=torch.float64) for key in ("cross", "context", "target")}
+    for draw in range(draws):
+        context, target = token_masks(cfg, n, step_generator(seed, "view-stats", draw))
+        to_pixels = lambda m: m.repeat_interleave(p, 1).repeat_interleave(p, 2)[:, None].expand(-1, channels, -1, -1)  # noqa: E731
+        x = centred * to_pixels(context).flatten(1)  # (n, D)
+        y = centred * to_pixels(target).flatten(1)
+        px, py = x @ v.T, y @ v.T  # (n, k)
+        sums["cross"] += (px * py).mean(dim=0)
+        sums["context"] += px.square().mean(dim=0)
+        sums["target"] += py.square().mean(dim=0)
+    lam, var_x, var_y = (sums[key] / draws for key in ("cross", "context", "target"))
+    return {"lam": lam, "rho": lam / var_x, "var_context": var_x, "var_target": var_y}
+
+
+def dataset_feature_stats(cfg: PretrainConfig, images: int = 5000, components: int = 3,
+                          draws: int = 4) -> list[dict[str, float | str]]:
+    """λ and ρ under ``cfg``'s masks of the top ``components`` content directions (pixel PCA of the clean images)
+    and, for ``noisy-fashion-mnist``, of the distractor texture: one record per direction."""
+    from jepalab.data import build_dataset
+    from jepalab.data.fashion_mnist import load_fashion_mnist
+    from jepalab.data.noisy import distractor_texture
+    from jepalab.eval import fit_pixel_pca
+
+    dataset = build_dataset(cfg.data)
+    if dataset.images is None or dataset.size != cfg.data.image_size:
+        raise ValueError(f"data stats needs an in-memory dataset stored at the model's image size "
+                         f"({cfg.data.image_size}); {dataset.name} is stored at {dataset.size}")
+    pixels = dataset.images[:images].double() / 255
+    noisy = dataset.name == "noisy-fashion-mnist"
+    clean = load_fashion_mnist(cfg.data.root, cfg.data.split).images[:images].double() / 255 if noisy else pixels
+    pca = fit_pixel_pca(clean.flatten(1).numpy())
+    directions = [torch.from_numpy(pca.components[:, k].copy()) for k in range(components)]
+    names = [f"content PC{k + 1}" for k in range(components)]
+    if noisy:
+        directions.insert(0, distractor_texture(int(dataset.info["options"]["seed"]), dataset.size).flatten().double())
+        names.insert(0, "distractor")
+    moments = masked_view_moments(pixels, torch.stack(directions), cfg, draws, cfg.seed)
+    return [{"direction": name, **{key: float(value[i]) for key, value in moments.items()}}
+            for i, name in enumerate(names)]

@@ -1,0 +1,64 @@
+"""``jepalab eval``/``compare`` on a tiny trained run: files, baselines, checkpoint selection, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jepalab.cli import main
+from jepalab.config import from_dict
+from jepalab.report.run_eval import EvalSettings, evaluate_run, run_checkpoints
+from jepalab.vision.config import PretrainConfig
+from jepalab.vision.train import pretrain
+
+SETTINGS = EvalSettings(train_images=200, test_images=100, probe="ridge", lidar_images=16, lidar_views=2)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_fmnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = from_dict(PretrainConfig, {
+        "method": "mae", "data": {"root": str(tiny_fmnist), "image_size": 28},
+        "model": {"size": "pico", "patch_size": 4},
+        "mae": {"decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2},
+        "optim": {"epochs": 2, "warmup_epochs": 0.5, "global_batch": 64},
+        "train": {"progress": False, "diag_every": 0, "diag_images": 64, "checkpoint_every": 4, "snapshot_every": 4}})
+    return pretrain(cfg, tmp_path_factory.mktemp("runs") / "mae")
+
+
+def test_eval_writes_results_with_both_baselines(tiny_run: Path) -> None:
+    result = evaluate_run(tiny_run, "all", SETTINGS, progress=False)
+    assert [c["step"] for c in result["checkpoints"]] == [4, 8]
+    for name in ("pixels", "random"):
+        baseline = result["baselines"][name]
+        assert 0.0 <= baseline["probe"] <= 1.0 and baseline["rankme"] > 0
+    assert result["baselines"]["pixels"]["dim"] == 784
+    assert result["checkpoints"][-1]["dim"] == 32
+    assert result["baselines"]["pixels"]["probe"] > 0.5  # the stand-in's classes are linearly separable
+    assert "distractor_r2" not in result["checkpoints"][-1]  # clean data: no distractor read-out
+    assert json.loads((tiny_run / "eval.json").read_text())["method"] == "mae"
+    assert (tiny_run / "eval.csv").read_text().count("\n") == 2 + 2 + 1  # header + 2 baselines + 2 checkpoints
+
+
+def test_checkpoint_selection_and_errors(tiny_run: Path, tmp_path: Path) -> None:
+    assert [p.name for p in run_checkpoints(tiny_run, "4")] == ["checkpoint-00000004.safetensors"]
+    assert run_checkpoints(tiny_run, "last")[0].name == "checkpoint.safetensors"
+    with pytest.raises(ValueError, match="last', 'all' or a step"):
+        run_checkpoints(tiny_run, "latest")
+    with pytest.raises(FileNotFoundError, match="step 5"):
+        run_checkpoints(tiny_run, "5")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        run_checkpoints(tmp_path, "last")
+
+
+def test_eval_and_compare_cli(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["eval", str(tiny_run), "train_images=200", "test_images=100", "probe=ridge", "lidar_images=16"]
+    assert main(args) == 0
+    assert "random init (same arch)" in capsys.readouterr().out
+    assert main(["compare", str(tiny_run), str(tiny_run), "--out", str(tmp_path / "cmp")]) == 0
+    assert (tmp_path / "cmp" / "compare.png").is_file()
+    assert main(["compare", str(tmp_path)]) == 2  # no eval.json: a clean error, not a traceback
+    assert "eval.json" in capsys.readouterr().err
+    assert main(["eval", str(tiny_run), "probe=svm"]) == 2
+    assert "probe" in capsys.readouterr().err
