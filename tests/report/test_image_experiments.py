@@ -1,0 +1,87 @@
+"""Real-image experiments: configs are fair between methods, verdicts follow the rule, the report part reads them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jepalab.report import image_experiments as experiments
+from jepalab.report.claims import PartContext
+from jepalab.report.image_experiments import ExperimentSettings, pretrain_config, run_experiment
+from jepalab.report.parts_images import run_images
+
+
+def test_both_methods_get_the_same_encoder_budget_and_views() -> None:
+    settings = ExperimentSettings()
+    ijepa = pretrain_config("ijepa", "noisy-fashion-mnist", {"strength": 0.1}, settings, seed=1)
+    mae = pretrain_config("mae", "noisy-fashion-mnist", {"strength": 0.1}, settings, seed=1)
+    assert ijepa.model == mae.model and ijepa.data == mae.data
+    assert (ijepa.optim.epochs, ijepa.optim.global_batch) == (mae.optim.epochs, mae.optim.global_batch)
+    assert ijepa.model.resolved().dim == settings.dim and ijepa.model.resolved().depth == settings.depth
+
+
+def _fake_results(values: dict[tuple[str, float, int], dict[str, float]]) -> Any:
+    """A stand-in for train-and-evaluate that returns eval.json-like records keyed by (method, strength, seed)."""
+
+    def fake(cfg: Any, run: Path, settings: ExperimentSettings) -> dict[str, Any]:
+        key = (cfg.method, float(cfg.data.options.get("strength", 0.0)), cfg.seed)
+        metrics = {"step": 10, "rankme": 5.0, "lidar": 3.0, "cca_delta": 0.0, **values[key]}
+        baseline = {"probe": 0.5, "distractor_r2": 0.2, "cca_delta": 0.0}
+        return {"checkpoints": [metrics], "baselines": {"random": baseline, "pixels": baseline}}
+
+    return fake
+
+
+@pytest.mark.parametrize(("mae_drop", "held"), [(0.2, True), (0.01, False)])
+def test_noisy_features_verdict_follows_the_rule(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mae_drop: float,
+                                                  held: bool) -> None:
+    seeds = (0, 1, 2)
+    values = {}
+    for seed in seeds:
+        jitter = 0.01 * seed
+        values[("ijepa", 0.0, seed)] = {"probe": 0.80 + jitter, "distractor_r2": 0.0}
+        values[("ijepa", 0.1, seed)] = {"probe": 0.78 + jitter, "distractor_r2": 0.3}
+        values[("mae", 0.0, seed)] = {"probe": 0.80, "distractor_r2": 0.0}
+        values[("mae", 0.1, seed)] = {"probe": 0.80 - mae_drop + jitter, "distractor_r2": 0.9 - jitter}
+    monkeypatch.setattr(experiments, "_train_and_eval", _fake_results(values))
+    settings = ExperimentSettings(seeds=seeds, strengths=(0.0, 0.1))
+    summary = run_experiment("noisy-features", tmp_path, settings, say=lambda _: None)
+    assert summary["held"] is held
+    assert summary["measured"]["probe_drop"]["mae"] == pytest.approx(mae_drop - 0.01)
+    assert json.loads((tmp_path / "summary.json").read_text())["held"] is held
+    assert (tmp_path / "results.csv").read_text().count("\n") == 1 + 12
+    assert (tmp_path / "noisy_features.png").is_file()
+
+
+def test_one_seed_is_flagged_indicative(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    values = {(m, s, 0): {"probe": 0.8, "distractor_r2": 0.5} for m in ("ijepa", "mae") for s in (0.0, 0.1)}
+    monkeypatch.setattr(experiments, "_train_and_eval", _fake_results(values))
+    summary = run_experiment("noisy-features", tmp_path, ExperimentSettings(strengths=(0.0, 0.1)), say=lambda _: None)
+    assert summary["held"] is False  # zero effect is not an effect
+    assert "indicative only" in summary["checks"]["probe_drop"]
+
+
+def test_unknown_experiment_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="noisy-features"):
+        run_experiment("colour", tmp_path, ExperimentSettings())
+
+
+def test_report_part_reads_reused_experiments(tmp_path: Path) -> None:
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    summary = {"experiment": "variance-subspaces", "mode": "quick", "seeds": 1, "held": True, "rule": "Δ > 0",
+               "checks": {"delta": "effect +0.1 > 0"}, "measured": {"effect": 0.1}, "claim": "c"}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "settings.json").write_text("{}")
+    (folder / "variance_subspaces.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    report = tmp_path / "report"
+    ctx = PartContext(report / "parts" / "images", report, "quick", (folder,), 0)
+    output = run_images(ctx)
+    verdicts = {f.key: f.verdict for f in output.findings}
+    assert verdicts == {"R1": "not tested here", "R2": "holds", "R3": "not tested here"}
+    r2 = next(f for f in output.findings if f.key == "R2")
+    assert r2.figure == "parts/images/variance-subspaces/variance_subspaces.png"  # copied inside the report
+    assert (report / r2.figure).is_file()
