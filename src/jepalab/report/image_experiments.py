@@ -45,6 +45,8 @@ class ExperimentSettings:
     epochs: int = param(3, ge=1, help="passes over the training images")
     train_images: int = param(6000, ge=128, help="training images (first N of the train split)")
     global_batch: int = param(128, ge=2, help="images per step")
+    snapshots: int = param(3, ge=1, help="checkpoints kept over training (evenly spaced, the last at the end)")
+    evaluate: str = param("last", choices=("last", "all"), help="evaluate the last checkpoint or every snapshot")
     data_root: str | None = param(None, help="Fashion-MNIST folder (default: the usual search)")
     folder: str | None = param(None, help="variance-subspaces: an image folder instead of Fashion-MNIST")
     device: str = param("auto", help="training/eval device")
@@ -56,6 +58,7 @@ class ExperimentSettings:
         """The GPU-scale settings (ViT-tiny width, 3 seeds, the whole training split, logistic probes)."""
         return ExperimentSettings(quick=False, seeds=(0, 1, 2), strengths=(0.0, 0.05, 0.1, 0.15), depths=(2, 6, 12),
                                   dim=192, depth=12, epochs=100, train_images=60000, global_batch=256,
+                                  snapshots=10, evaluate="all",
                                   eval=EvalSettings(train_images=60000, test_images=10000, probe="logistic"))
 
 
@@ -63,6 +66,7 @@ def pretrain_config(method: str, dataset: str, options: dict[str, Any], settings
                     depth: int | None = None) -> PretrainConfig:
     """The experiment's I-JEPA or MAE config: same encoder, steps, batch and augmentation for both methods."""
     depth = settings.depth if depth is None else depth
+    total_steps = settings.epochs * (settings.train_images // settings.global_batch)
     heads = max(1, settings.dim // 32)
     fields: dict[str, Any] = {
         "method": method, "seed": seed,
@@ -74,7 +78,9 @@ def pretrain_config(method: str, dataset: str, options: dict[str, Any], settings
         "optim": {"epochs": settings.epochs, "warmup_epochs": min(1.0, settings.epochs / 4),
                   "global_batch": settings.global_batch},
         "train": {"device": settings.device, "progress": False, "log_every": 10, "diag_every": 0,
-                  "diag_images": 256, "checkpoint_every": 10_000},
+                  "diag_images": 256,
+                  "checkpoint_every": max(1, total_steps // settings.snapshots),
+                  "snapshot_every": max(1, total_steps // settings.snapshots)},
     }
     if dataset == "image-folder":
         fields["data"].update(root=settings.folder, image_size=32, store_size=36, crop_scale=[0.3, 1.0],
@@ -95,7 +101,7 @@ def _train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings
     result = _read_json(run / "eval.json")
     if result is None:
         device = "cuda" if settings.device.startswith("cuda") else "cpu"
-        result = evaluate_run(run, "last", settings.eval, device=device, progress=False)
+        result = evaluate_run(run, settings.evaluate, settings.eval, device=device, progress=False)
     return result
 
 
@@ -131,6 +137,9 @@ class _Grid:
         for index, (key, (cfg, run)) in enumerate(self.runs.items(), 1):
             say(f"[{index}/{len(self.runs)}] {' '.join(map(str, key))} → {run}")
             results[key] = _train_and_eval(cfg, run, settings)
+        write_csv(self.out / "curves.csv", [{"run": run.name, **{k: v for k, v in c.items() if k != "probe_protocol"}}
+                                            for (_, run), r in zip(self.runs.values(), results.values())
+                                            for c in r["checkpoints"]])
         return results
 
 

@@ -121,7 +121,8 @@ def _metrics(features: dict[str, np.ndarray], train_y: np.ndarray, test_y: np.nd
 
 def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettings | None = None,
                  device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Evaluate ``run``'s checkpoints and its baselines; writes ``RUN/eval.json`` and ``RUN/eval.csv``."""
+    """Evaluate ``run``'s checkpoints and its baselines; writes ``RUN/eval.json`` and ``RUN/eval.csv``. Test images:
+    the test split, or for an image folder without ``test/`` a seeded fifth of the training images held out."""
     settings = settings or EvalSettings()
     run = Path(run)
     paths = run_checkpoints(run, checkpoint)
@@ -129,8 +130,15 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     _, record = read_checkpoint(paths[-1])
     mean, std = tuple(record["dataset"]["mean"]), tuple(record["dataset"]["std"])
     data = replace(cfg.data, limit=None)
-    train_set, test_set = build_dataset(data, "train"), build_dataset(data, "test")
+    train_set = build_dataset(data, "train")
     chosen = torch.randperm(len(train_set), generator=step_generator(settings.seed, "eval-train", 0))
+    try:
+        test_set = build_dataset(data, "test")
+    except FileNotFoundError:
+        if data.dataset != "image-folder":
+            raise
+        held_out = max(2, len(train_set) // 5)  # a folder without test/: hold out a seeded fifth of train
+        test_set, chosen = train_set.subset(chosen[:held_out].sort().values), chosen[held_out:]
     train_set = train_set.subset(chosen[:settings.train_images].sort().values)
     test_set = test_set.subset(torch.arange(min(settings.test_images, len(test_set))))
     if train_set.images is None or test_set.images is None:
