@@ -252,6 +252,43 @@ class _Probe:
         return {k: v.detach().cpu().numpy().copy() for k, v in values.items()}
 
 
+class _Crossings:
+    """First time each run's feature amplitude reaches its threshold, checked after every step."""
+
+    def __init__(self, readout: np.ndarray, thresholds: np.ndarray, runs: int) -> None:
+        self.readout, self.thresholds = readout, thresholds
+        self.found = np.full((runs, thresholds.size), np.inf)
+        self.last: tuple[np.ndarray, np.ndarray] | None = None
+
+    def amplitude(self, params: Array) -> np.ndarray:
+        response = _encoder(params[:-1]) @ self.readout
+        values = response if isinstance(response, np.ndarray) else response.cpu().numpy()
+        return np.sqrt((values**2).sum(-2))
+
+    def update(self, t: np.ndarray, params: Array, dense: Any = None) -> None:
+        """Register the state at per-run times t (R,); ``dense(t)`` (flat parameters) refines by root finding."""
+        amp = self.amplitude(params)
+        if self.last is None:
+            self.found = np.where(amp >= self.thresholds, t[:, None], self.found)
+        else:
+            t0, amp0 = self.last
+            new = (amp >= self.thresholds) & np.isinf(self.found)
+            if new.any():
+                linear = crossing_times(np.stack([t0, t], axis=1), np.stack([amp0, amp], axis=1), self.thresholds)
+                for r, i in zip(*np.nonzero(new)):
+                    self.found[r, i] = (linear[r, i] if dense is None else
+                                        self._root(dense, params.shape, r, i, t0[r], t[r]))
+        self.last = (t, amp)
+
+    def _root(self, dense: Any, shape: tuple[int, ...], r: int, i: int, t0: float, t1: float) -> float:
+        from scipy.optimize import brentq
+
+        def gap(t: float) -> float:
+            return self.amplitude(np.asarray(dense(t)).reshape(shape))[r, i] - self.thresholds[i]
+
+        return t0 if gap(t0) >= 0 else float(brentq(gap, t0, t1, xtol=1e-12 * max(1.0, t1), rtol=1e-14))
+
+
 _SERIES = ("amplitude", "predictor_diag", "loss", "balance_drift", "offdiag")
 
 
@@ -259,7 +296,9 @@ _SERIES = ("amplitude", "predictor_diag", "loss", "balance_drift", "offdiag")
 class TrainResult:
     """Recorded trajectories of R runs: ``times`` (R, T) in gradient-flow time (lr × steps), per-run series
     ``amplitude``/``predictor_diag`` (R, T, d) and ``loss``/``balance_drift``/``offdiag`` (R, T), and the
-    theory's per-feature ``lam``, ``rho``, ``fixed_point`` with ``critical_times`` (R, d) at ``frac``·fixed point."""
+    theory's per-feature ``lam``, ``rho``, ``fixed_point``, and ``critical_times`` (R, d): the first time each
+    amplitude reaches ``frac``·fixed point, tracked at every GD step (interpolated within the step) or every
+    solver step of the flow (root of the dense output); inf if never."""
 
     objective: str
     depth: int
@@ -274,13 +313,9 @@ class TrainResult:
     rho: np.ndarray
     fixed_point: np.ndarray
     frac: float
+    critical_times: np.ndarray
     final_params: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def critical_times(self) -> np.ndarray:
-        """Per run and feature, first time the amplitude reaches frac·w̄* (interpolated; inf if never)."""
-        return crossing_times(self.times, self.amplitude, self.frac * self.fixed_point)
 
     def orders(self) -> list[list[int]]:
         """Per run, the feature indices by critical time (first learned first; never-learned last)."""
@@ -292,8 +327,7 @@ class TrainResult:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(self, k) for k in ("steps", "times", *_SERIES, "lam", "rho", "fixed_point",
-                                               "final_params")}
-        arrays["critical_times"] = self.critical_times
+                                               "critical_times", "final_params")}
         npz = run_dir / f"{name}.npz"
         tmp = run_dir / f".{name}.tmp.npz"
         np.savez_compressed(tmp, **arrays)
@@ -396,13 +430,15 @@ class _Batches:
 # The two integrators.
 
 
-def _run_gd(params: Array, record: np.ndarray, batches: _Batches, objective: str, optimizer: _Optimizer,
-            ema: tuple[float, float] | None, probe: _Probe, progress: bool) -> list[dict[str, np.ndarray]]:
+def _run_gd(params: Array, record: np.ndarray, lr: np.ndarray, batches: _Batches, objective: str,
+            optimizer: _Optimizer, ema: tuple[float, float] | None, probe: _Probe, crossings: _Crossings,
+            progress: bool) -> list[dict[str, np.ndarray]]:
     depth, steps = params.shape[0] - 1, int(record[-1])
     target_layers = params[:depth] * 1 if ema is not None else None
     records, next_k = [], 0
     for step in tqdm(range(steps + 1), disable=not progress, desc=f"{objective} GD", mininterval=1.0):
         target = _encoder(target_layers) if target_layers is not None else None
+        crossings.update(step * lr, params)
         if step == record[next_k]:
             records.append(probe(params, target))
             next_k += 1
@@ -418,17 +454,43 @@ def _run_gd(params: Array, record: np.ndarray, batches: _Batches, objective: str
     return records
 
 
-def _run_flow(params: np.ndarray, times: np.ndarray, objective: str, probe: _Probe, solver: str, rtol: float,
-              atol: float, progress: bool) -> list[dict[str, np.ndarray]]:
+def _flow_jacobian(y: np.ndarray, shape: tuple[int, ...], rhs: Any, dense: bool) -> Any:
+    """Block-diagonal Jacobian of the flow by forward differences, all (L+1)d² directions of all runs in one
+    batched gradient call; dense for LSODA, sparse CSC for BDF/Radau."""
+    from scipy.sparse import csc_matrix
+
+    layers, runs, d, _ = shape
+    n = layers * d * d
+    params = y.reshape(shape)
+    step = 1e-7 * np.maximum(np.abs(params), 1e-7)
+    a, i, j = np.unravel_index(np.arange(n), (layers, d, d))
+    moved = np.repeat(params[:, None], n, axis=1)  # (L+1, n, R, d, d): copy k moves coordinate k in every run
+    moved[a, np.arange(n), :, i, j] += step[a, :, i, j]
+    shifted = rhs(0.0, moved.reshape(layers, n * runs, d, d)).reshape(layers, n, runs, d, d)
+    diff = (shifted - rhs(0.0, y).reshape(layers, 1, runs, d, d)) / step[a, :, i, j][None, :, :, None, None]
+    flat = np.arange(y.size).reshape(shape)
+    rows = np.broadcast_to(flat[:, None], diff.shape)  # the row of each derivative: its output coordinate
+    cols = np.broadcast_to(flat[a, :, i, j][None, :, :, None, None], diff.shape)  # the moved input coordinate
+    jac = csc_matrix((diff.ravel(), (rows.ravel(), cols.ravel())), shape=(y.size, y.size))
+    return jac.toarray() if dense else jac
+
+
+def _run_flow(params: np.ndarray, times: np.ndarray, objective: str, probe: _Probe, crossings: _Crossings,
+              solver: str, rtol: float, atol: float, progress: bool) -> list[dict[str, np.ndarray]]:
     """Gradient flow dP/dt = −∇P of the population loss by an adaptive scipy solver, recorded at ``times``;
-    ``params`` ends at the final state."""
+    ``params`` ends at the final state. Implicit solvers get a batched finite-difference Jacobian."""
     shape = params.shape
     sxx, syx = (c.cpu().numpy() for c in probe.covs[:2])
 
     def rhs(_t: float, y: np.ndarray) -> np.ndarray:
-        grads, _ = loss_and_gradients(y.reshape(shape), sxx, syx, objective)
+        grads, _ = loss_and_gradients(y.reshape((shape[0], -1, *shape[2:])), sxx, syx, objective)
         return -grads.reshape(-1)
 
+    if solver == "auto":
+        solver = "LSODA" if params.size <= 4096 else "BDF"
+    options = {}
+    if solver in ("LSODA", "BDF", "Radau"):
+        options["jac"] = lambda _t, y: _flow_jacobian(y, shape, rhs, dense=solver == "LSODA")
     records = []
     bar = tqdm(total=float(times[-1]), disable=not progress, desc=f"{objective} flow", mininterval=1.0)
     state = {"k": 0}
@@ -443,12 +505,16 @@ def _run_flow(params: np.ndarray, times: np.ndarray, objective: str, probe: _Pro
 
     y0 = params.reshape(-1).copy()
     take(0.0, lambda _t: y0)
-    integrator = FLOW_SOLVERS[solver](rhs, 0.0, y0, float(times[-1]), rtol=rtol, atol=atol)
+    runs = np.ones(shape[1])
+    crossings.update(0.0 * runs, params)
+    integrator = FLOW_SOLVERS[solver](rhs, 0.0, y0, float(times[-1]), rtol=rtol, atol=atol, **options)
     while state["k"] < times.size:
         message = integrator.step()
         if integrator.status == "failed":
             raise RuntimeError(f"gradient-flow integration failed at t = {integrator.t:.6g}: {message}")
-        take(integrator.t, integrator.dense_output())
+        dense = integrator.dense_output()
+        crossings.update(integrator.t * runs, integrator.y.reshape(shape), dense)
+        take(integrator.t, dense)
         bar.update(integrator.t - bar.n)
     bar.close()
     return records
@@ -513,7 +579,7 @@ def train(
     runs: int = 1,
     seed: int = 0,
     frac: float = 0.5,
-    solver: str = "LSODA",
+    solver: str = "auto",
     rtol: float = 1e-8,
     atol: float = 1e-12,
     device: str | torch.device = "cpu",
@@ -523,7 +589,8 @@ def train(
     """Train R = ``runs`` independent depth-L linear JEPA/MAE networks for ``steps`` steps of size ``lr``.
 
     Gradient-flow time is t = lr × steps; ``method="flow"`` integrates the population gradient flow to the
-    same t with ``solver`` (``rtol``/``atol``) and records at the same times. Run r draws its init from seed
+    same t with ``solver`` (``rtol``/``atol``; "auto": LSODA up to 4096 parameters, else BDF with a sparse
+    block Jacobian) and records at the same times. Run r draws its init from seed
     ``seed + r`` (so a batch equals its runs done one by one); minibatches come from one stream for the batch.
     ``eps``: scalar, per feature (d,), or per run (R, 1)/(R, d); ``lr``: scalar or per run (R,) (GD only).
     EMA target: momentum m (or a linear schedule (m_start, m_end)), target ← m·target + (1 − m)·online.
@@ -535,7 +602,7 @@ def train(
     _choice("gradients", gradients, GRADIENTS)
     _choice("optimizer", optimizer, OPTIMIZERS)
     _choice("method", method, METHODS)
-    _choice("solver", solver, tuple(FLOW_SOLVERS))
+    _choice("solver", solver, ("auto", *FLOW_SOLVERS))
     depth, steps, runs = _positive_int("depth", depth), _positive_int("steps", steps), _positive_int("runs", runs)
     batch_size, n_samples = _positive_int("batch_size", batch_size), _positive_int("n_samples", n_samples)
     if not 0 < frac < 1:
@@ -565,13 +632,16 @@ def train(
     params = initial_parameters(init, depth, eps_grid, basis, [seed + r for r in range(runs)]).to(device, dtype)
     params = params.numpy() if as_numpy else params
     probe = _Probe(data, basis, params, objective)
+    w_star = fixed_point(objective, rho, depth)
+    readout = np.linalg.inv(basis).T
+    crossings = _Crossings(readout.astype(params.dtype) if as_numpy else probe.readout, frac * w_star, runs)
     if method == "flow":
-        records = _run_flow(params, record * lr_arr[0], objective, probe, solver, rtol, atol, progress)
+        records = _run_flow(params, record * lr_arr[0], objective, probe, crossings, solver, rtol, atol, progress)
     else:
         lr_t = torch.as_tensor(lr_arr, dtype=dtype, device=device).view(1, runs, 1, 1)
         opt = _Optimizer(optimizer, lr_t.numpy() if as_numpy else lr_t, momentum, tuple(betas), weight_decay)
         batches = _Batches(data, gradients, runs, batch_size, n_samples, seed, dtype, device, as_numpy)
-        records = _run_gd(params, record, batches, objective, opt, ema, probe, progress)
+        records = _run_gd(params, record, lr_arr, batches, objective, opt, ema, probe, crossings, progress)
     series = {k: np.stack([r[k] for r in records], axis=1) for k in _SERIES}
     settings = {
         "eps": eps_grid, "lr": lr_arr, "steps": steps, "target": target, "ema_momentum": ema, "gradients": gradients,
@@ -581,6 +651,6 @@ def train(
     }
     return TrainResult(
         objective=objective, depth=depth, steps=record, times=record[None, :] * lr_arr[:, None], **series,
-        lam=lam, rho=rho, fixed_point=fixed_point(objective, rho, depth), frac=float(frac),
+        lam=lam, rho=rho, fixed_point=w_star, frac=float(frac), critical_times=crossings.found,
         final_params=params.astype(float) if as_numpy else params.double().cpu().numpy(), settings=settings,
     )
