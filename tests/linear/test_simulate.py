@@ -202,3 +202,13 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
         train(PAPER, args.pop("objective"), args.pop("depth"), args.pop("eps"), args.pop("steps"), args.pop("lr"),
               **args)
+
+
+def test_rotated_problem_in_its_feature_basis_matches_the_theory():
+    q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(4, 4)))
+    rotated = GaussianViews(q @ np.diag(LAM / RHO) @ q.T, q @ np.diag(LAM) @ q.T, q @ np.diag(LAM / RHO) @ q.T)
+    t_star = critical_time("mae", LAM, RHO, 2, 1e-2)
+    result = train(rotated, "mae", 2, 1e-2, 500, 1.5 * t_star.max() / 500, method="flow")
+    order = np.argsort(-RHO)  # features() sorts by decreasing ρ
+    np.testing.assert_allclose(result.critical_times[0], t_star[order], rtol=1e-5)
+    np.testing.assert_allclose(result.amplitude[0, 0], 1e-2, rtol=1e-10)

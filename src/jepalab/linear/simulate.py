@@ -145,13 +145,15 @@ def initial_parameters(
     eps: np.ndarray,
     basis: np.ndarray,
     seeds: Sequence[int],
+    objective: str = "jepa",
 ) -> torch.Tensor:
     """Stacked float64 parameters (L+1, R, d, d) for ``eps`` of shape (R, d); run r uses ``seeds[r]``.
 
-    aligned: W_1 = Q_1 E Uᵀ, W_a = Q_a E Q_{a−1}ᵀ, W_L = E Q_{L−1}ᵀ, V = E with E = diag(ε^(1/L)), Haar Q_a and
-    U the orthogonal polar factor of the feature basis (U = I for diagonal data), so W̄ = diag(ε) Uᵀ and the
-    network is balanced. balanced: every layer and V ε^(1/L) × an independent Haar matrix. gaussian: i.i.d.
-    N(0, ε^(2/L)/d) entries. A tuple (layers, predictor) gives the matrices, each (d, d) or (R, d, d).
+    aligned: W_1 = Q_1 E Uᵀ, W_a = Q_a E Q_{a−1}ᵀ, W_L = E Q_{L−1}ᵀ with E = diag(ε^(1/L)), Haar Q_a and U
+    the orthogonal polar factor of the feature basis (U = I for diagonal data), so W̄ = diag(ε) Uᵀ; the JEPA
+    predictor (latent → latent) is V = E, the MAE decoder (latent → data) V = U E; the network is balanced.
+    balanced: every layer and V ε^(1/L) × an independent Haar matrix. gaussian: i.i.d. N(0, ε^(2/L)/d) entries.
+    A tuple (layers, predictor) gives the matrices, each (d, d) or (R, d, d).
     """
     runs, d = eps.shape
     if not isinstance(init, str):
@@ -180,7 +182,7 @@ def initial_parameters(
             frames.append(torch.eye(d, dtype=torch.float64))
             for a in range(depth):  # W_{a+1} = Q_{a+1} E Q_a^T with Q_0 = U, Q_L = I (frames[a] holds Q_a^T)
                 out[a, r] = frames[a + 1].T @ (scale[:, None] * frames[a])
-            out[depth, r] = torch.diag(scale)
+            out[depth, r] = torch.diag(scale) if objective == "jepa" else u * scale
         elif init == "balanced":
             for a in range(depth + 1):
                 out[a, r] = scale[0] * _haar(d, gen)
@@ -629,7 +631,8 @@ def train(
     record = _record_steps(steps, lr_arr, record_every, record_times)
     device = torch.device("cpu") if method == "flow" else torch.device(device)
     as_numpy = device.type == "cpu"  # numpy's small-matrix matmul is several times faster than torch's on CPU
-    params = initial_parameters(init, depth, eps_grid, basis, [seed + r for r in range(runs)]).to(device, dtype)
+    seeds = [seed + r for r in range(runs)]
+    params = initial_parameters(init, depth, eps_grid, basis, seeds, objective).to(device, dtype)
     params = params.numpy() if as_numpy else params
     probe = _Probe(data, basis, params, objective)
     w_star = fixed_point(objective, rho, depth)
