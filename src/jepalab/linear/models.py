@@ -82,7 +82,10 @@ class GaussianViews:
             raise ValueError(f"n must be an integer >= 1; got {n!r}")
         gen_device = generator.device if generator is not None else device
         z = torch.randn(int(n), 2 * self.dim, generator=generator, dtype=dtype, device=gen_device)
-        xy = z @ torch.as_tensor(self._factor_t, dtype=dtype, device=gen_device)
+        if z.device.type == "cpu":  # numpy: no thread start-up cost for these small products
+            xy = torch.from_numpy(z.numpy() @ self._factor_t.astype(z.numpy().dtype))
+        else:
+            xy = z @ torch.as_tensor(self._factor_t, dtype=dtype, device=gen_device)
         xy = xy.to(device) if device is not None else xy
         return xy[:, : self.dim], xy[:, self.dim :]
 
