@@ -17,7 +17,11 @@ own random masking, ``NativeScalerWithGradNormCount``); it needs timm. Data load
 FLOPs are jepalab's count (``jepalab.vision.flops.step_flops``, forward + backward, mean over the timed steps'
 masks) for both rows: the useful work of the step. MFU = FLOPs / median step time / assumed peak (``--peak-tflops``;
 default: 989 TFLOP/s bf16 dense on a GPU, 67 fp32; on a CPU, cores × 32 fp32 FLOP/cycle × 3.0 GHz, i.e. two
-256-bit FMA pipes per core, an assumption, not a measurement).
+256-bit FMA pipes per core, an assumption, not a measurement; cores = the threads used, or one with
+``--clock cpu``, whose CPU time already sums over threads).
+
+The machine may be shared: ``--clock cpu --threads 1`` measures each step's process CPU time on one thread, which
+other processes on the same cores disturb far less than the wall clock.
 """
 
 from __future__ import annotations
@@ -258,6 +262,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     bench = CONFIGS[args.config]
     device = torch.device(args.device)
     bf16 = args.precision == "bf16"
+    if args.threads:
+        torch.set_num_threads(args.threads)
     method = args.method
     cfg = pretrain_config(bench, method, args.precision)
     steps = args.warmup + args.steps
@@ -271,23 +277,25 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         step = official_ijepa_step(args.official_root, bench, images, masks, bf16, device)
     else:
         step = official_mae_step(args.official_root, bench, images, bf16, device)
-    times, losses = [], []
+    times, cpu_times, losses = [], [], []
     for k in range(steps):
         if k == args.warmup and device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         losses.append(step(k))
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - began)
+        cpu_times.append(time.process_time() - cpu_began)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated()
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
     timed = masks[args.warmup:]
     flops = statistics.fmean(step_flops(cfg, bench.channels, bench.batch, m.to(torch.device("cpu"))) for m in timed)
-    return {"impl": args.impl, "method": method, "ms": [1000 * t for t in times[args.warmup:]], "peak_bytes": peak,
+    return {"impl": args.impl, "method": method, "ms": [1000 * t for t in times[args.warmup:]],
+            "cpu_ms": [1000 * t for t in cpu_times[args.warmup:]], "peak_bytes": peak,
             "flops": flops, "loss_first": losses[0], "loss_last": losses[-1], "threads": torch.get_num_threads()}
 
 
@@ -295,7 +303,7 @@ def run_child(args: argparse.Namespace, impl: str, method: str, root: str | None
     """Run :func:`child` in a fresh interpreter; its JSON result, or the error text when it failed."""
     command = [sys.executable, __file__, "--child", impl, "--method", method, "--config", args.config,
                "--device", args.device, "--precision", args.precision, "--warmup", str(args.warmup),
-               "--steps", str(args.steps)] + (["--official-root", root] if root else [])
+               "--steps", str(args.steps), "--threads", str(args.threads)] + (["--official-root", root] if root else [])
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
@@ -303,11 +311,11 @@ def run_child(args: argparse.Namespace, impl: str, method: str, root: str | None
     return json.loads(lines[-1])
 
 
-def default_peak(device: str, precision: str) -> float:
-    """Assumed peak TFLOP/s (see the module docstring)."""
+def default_peak(device: str, precision: str, cores: int) -> float:
+    """Assumed peak TFLOP/s (see the module docstring) of ``cores`` CPU cores, or of the GPU."""
     if device.startswith("cuda"):
         return 989.0 if precision == "bf16" else 67.0
-    return (os.cpu_count() or 1) * 32 * 3.0e9 / 1e12
+    return cores * 32 * 3.0e9 / 1e12
 
 
 def main() -> None:
@@ -319,6 +327,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs per implementation; median shown")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                        help="img/s and the speedup from wall time, or from process CPU time (robust to other "
+                             "processes sharing the cores; meaningful with --threads 1)")
     parser.add_argument("--official", default=None, metavar="DIR", help="checkout of facebookresearch/ijepa")
     parser.add_argument("--official-mae", default=None, metavar="DIR", help="checkout of facebookresearch/mae")
     parser.add_argument("--peak-tflops", type=float, default=None, help="assumed peak for MFU (default: see above)")
@@ -333,7 +345,8 @@ def main() -> None:
         return
 
     bench = CONFIGS[args.config]
-    peak = args.peak_tflops or default_peak(args.device, args.precision)
+    cores = 1 if args.clock == "cpu" else (args.threads or os.cpu_count() or 1)  # CPU time sums over cores
+    peak = args.peak_tflops or default_peak(args.device, args.precision, cores)
     methods = args.methods.split(",")
     roots = {"ijepa": args.official, "mae": args.official_mae}
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -349,23 +362,26 @@ def main() -> None:
 
     print(f"config {args.config}: {json.dumps(asdict(bench))}")
     print(f"device {args.device}, {args.precision}, {args.warmup} warm-up + {args.steps} timed steps, "
-          f"{args.repeats} repeat(s) (median of per-run medians); MFU against an assumed {peak:.3g} TFLOP/s; "
+          f"{args.repeats} repeat(s) (median of per-run medians); img/s, MFU and speedup from {args.clock} time; "
+          f"MFU against an assumed {peak:.3g} TFLOP/s; threads {args.threads or 'default'}; "
           f"torch {torch.__version__}, {os.cpu_count()} CPU(s)")
-    header = f"{'method':<7} {'impl':<9} {'img/s':>8} {'ms/step':>9} {'p10–p90 ms':>15} {'peak MiB':>9} " \
-             f"{'GFLOP/step':>11} {'MFU %':>6}"
+    header = f"{'method':<7} {'impl':<9} {'img/s':>8} {'ms/step':>9} {'p10–p90 ms':>15} {'CPU ms/step':>12} " \
+             f"{'peak MiB':>9} {'GFLOP/step':>11} {'MFU %':>6}"
     print(header)
     print("-" * len(header))
     rates: dict[tuple[str, str], float] = {}
     for (impl, method), runs in sorted(results.items(), key=lambda item: (item[0][1], item[0][0] != "ours")):
-        medians = [statistics.median(r["ms"]) for r in runs]
-        ms = statistics.median(medians)
+        ms = statistics.median(statistics.median(r["ms"]) for r in runs)
+        cpu_ms = statistics.median(statistics.median(r["cpu_ms"]) for r in runs)
         every = sorted(t for r in runs for t in r["ms"])
         p10, p90 = every[len(every) // 10], every[(9 * len(every)) // 10]
         mem = statistics.median(r["peak_bytes"] for r in runs) / 2**20
         flops = statistics.fmean(r["flops"] for r in runs)
-        rates[(impl, method)] = bench.batch / (ms / 1000)
+        clock_ms = ms if args.clock == "wall" else cpu_ms
+        rates[(impl, method)] = bench.batch / (clock_ms / 1000)
         print(f"{method:<7} {impl:<9} {rates[(impl, method)]:>8.1f} {ms:>9.1f} {f'{p10:.0f}–{p90:.0f}':>15} "
-              f"{mem:>9.0f} {flops / 1e9:>11.2f} {100 * flops / (ms / 1000) / (peak * 1e12):>6.2f}")
+              f"{cpu_ms:>12.1f} {mem:>9.0f} {flops / 1e9:>11.2f} "
+              f"{100 * flops / (clock_ms / 1000) / (peak * 1e12):>6.2f}")
     for (impl, method), message in errors.items():
         print(f"{method:<7} {impl:<9} n/a: {message}")
     if "ijepa" in methods:
