@@ -134,3 +134,17 @@ def test_subspace_bad_inputs():
         subspace_dependence(f, f[:-1], f, np.arange(40) % 2)
     with pytest.raises(ValueError, match="probe"):
         subspace_dependence(f, f, f, np.arange(40) % 2, probe="svm")
+
+
+def test_more_pixels_than_images_uses_the_gram_matrix() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((30, 200)) * np.linspace(3, 0.1, 200)
+    pca = fit_pixel_pca(x)
+    full = np.linalg.eigvalsh(np.cov(x.T, bias=True))[::-1]
+    assert pca.components.shape == (200, 29)  # rank n − 1 after centring
+    np.testing.assert_allclose(pca.eigenvalues, full[:29], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(pca.components.T @ pca.components, np.eye(29), atol=1e-8)
+    fresh = rng.standard_normal((5, 200))  # test images leave the training span: bottom keeps what top misses
+    top, bottom = pca.project(fresh, 10)
+    np.testing.assert_allclose(top + bottom - pca.mean, fresh, atol=1e-10)
+    assert np.abs(pca.components[:, :10].T @ (bottom - pca.mean).T).max() < 1e-8

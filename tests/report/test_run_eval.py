@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jepalab.cli import main
@@ -62,3 +63,27 @@ def test_eval_and_compare_cli(tiny_run: Path, tmp_path: Path, capsys: pytest.Cap
     assert "eval.json" in capsys.readouterr().err
     assert main(["eval", str(tiny_run), "probe=svm"]) == 2
     assert "probe" in capsys.readouterr().err
+
+
+def test_image_folder_without_test_split_holds_out_a_fifth(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(2):
+        (tmp_path / "folder" / f"class{c}").mkdir(parents=True)
+        for i in range(40):
+            pixels = rng.integers(0, 80, (40, 36, 3)).astype(np.uint8)
+            pixels[:, :, c] += 150  # class = dominant colour channel
+            Image.fromarray(pixels).save(tmp_path / "folder" / f"class{c}" / f"{i}.png")
+    cfg = from_dict(PretrainConfig, {
+        "method": "ijepa", "data": {"dataset": "image-folder", "root": str(tmp_path / "folder"), "image_size": 16,
+                                    "cache_dir": str(tmp_path / "cache")},
+        "model": {"size": "pico", "patch_size": 2}, "ijepa": {"predictor_dim": 32, "predictor_depth": 1},
+        "optim": {"epochs": 1, "warmup_epochs": 0, "global_batch": 32},
+        "train": {"progress": False, "diag_every": 0, "diag_images": 16}})
+    run = pretrain(cfg, tmp_path / "run")
+    result = evaluate_run(run, "last", EvalSettings(train_images=64, test_images=20, probe="ridge", lidar_images=8,
+                                                    lidar_views=2), progress=False)
+    assert result["baselines"]["pixels"]["dim"] == 3 * 16 * 16
+    assert result["baselines"]["pixels"]["probe"] == 1.0  # colour separates the classes perfectly
+    assert result["checkpoints"][-1]["encoder"] == "target"

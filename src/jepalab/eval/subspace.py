@@ -34,10 +34,11 @@ PROTOCOL = (
 @dataclass(frozen=True, eq=False)
 class PixelPCA:
     """PCA of flattened images: ``components[:, k]`` is the k-th principal direction, eigenvalues sorted
-    DESCENDING (covariance with denominator n, float64, clipped at 0)."""
+    DESCENDING (covariance with denominator n, float64, clipped at 0). With more pixels than images (D > n) only
+    the r ≤ n directions with variance are kept; the bottom subspace is then everything orthogonal to the top."""
 
     mean: np.ndarray  # (D,)
-    components: np.ndarray  # (D, D), columns
+    components: np.ndarray  # (D, r), columns, r = D unless D > n
     eigenvalues: np.ndarray  # (D,)
     image_shape: tuple[int, ...]
     n_samples: int
@@ -61,10 +62,8 @@ class PixelPCA:
         x, shape = _pixels(self, images)
         if not 1 <= t < self.eigenvalues.size:
             raise ValueError(f"t must lie in 1..{self.eigenvalues.size - 1}; got {t}")
-        coords = (x - self.mean) @ self.components
-        top = self.mean + coords[:, :t] @ self.components[:, :t].T
-        bottom = self.mean + coords[:, t:] @ self.components[:, t:].T
-        return top.reshape(shape), bottom.reshape(shape)
+        top_part = (x - self.mean) @ self.components[:, :t] @ self.components[:, :t].T
+        return (self.mean + top_part).reshape(shape), (x - top_part).reshape(shape)  # U_B·U_Bᵀ = I − U_T·U_Tᵀ
 
 
 def _pixels(pca: PixelPCA, images: object) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -76,15 +75,23 @@ def _pixels(pca: PixelPCA, images: object) -> tuple[np.ndarray, tuple[int, ...]]
 
 
 def fit_pixel_pca(images: object) -> PixelPCA:
-    """Pixel PCA of training images (n, ...): float64 covariance, ``eigh``, then reordered to descending eigenvalues."""
+    """Pixel PCA of training images (n, ...): float64 covariance, ``eigh``, then reordered to descending eigenvalues;
+    for D > n the same directions from the n × n Gram matrix (u = Xᵀv / √(n·e)), keeping those with variance."""
     x, shape = as_images("images", images, min_rows=2)
     mean = x.mean(axis=0)
     centred = x - mean
-    eigenvalues, components = np.linalg.eigh(centred.T @ centred / x.shape[0])
+    n, pixels = x.shape
+    gram = pixels > n
+    eigenvalues, vectors = np.linalg.eigh((centred @ centred.T if gram else centred.T @ centred) / n)
     order = np.argsort(eigenvalues, kind="stable")[::-1]
     if eigenvalues[order[0]] <= 0:
         raise ValueError("images have no pixel variance; PCA is undefined")
-    return PixelPCA(mean, components[:, order], np.clip(eigenvalues[order], 0.0, None), shape[1:], x.shape[0])
+    eigenvalues, vectors = np.clip(eigenvalues[order], 0.0, None), vectors[:, order]
+    if gram:
+        alive = eigenvalues > 1e-12 * eigenvalues[0]
+        eigenvalues = eigenvalues[alive]
+        vectors = centred.T @ vectors[:, alive] / np.sqrt(n * eigenvalues)
+    return PixelPCA(mean, vectors, eigenvalues, shape[1:], n)
 
 
 def standardise_per_image(images: object, floor: float = 1e-6) -> np.ndarray:

@@ -148,8 +148,9 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
               for split, part in (("train", train_set), ("test", test_set))}
     images["views"], groups = _views(test_set.images[:settings.lidar_images], size, mean, std, settings.lidar_views,
                                      settings.seed)
-    raw = (test_set.images.double() / 255).numpy()  # pixels in [0, 1] for the subspace copies
-    pca = fit_pixel_pca((train_set.images.double() / 255).numpy())
+    unit = ((0.0,) * train_set.channels, (1.0,) * train_set.channels)  # centre views in [0, 1] for the PCA
+    raw = eval_view(test_set.images, size, *unit).double().numpy()  # type: ignore[arg-type]
+    pca = fit_pixel_pca(eval_view(train_set.images, size, *unit).double().numpy())  # type: ignore[arg-type]
     copies = subspace_copies(pca, raw, settings.subspace_share)
     for part in ("top", "bottom"):
         pixels = torch.from_numpy(getattr(copies, part)).float()
