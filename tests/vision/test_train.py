@@ -195,3 +195,37 @@ def test_cli_exit_status_in_a_subprocess() -> None:
                             capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert result.stderr.startswith("jepalab: error:") and "model.patch_size (5)" in result.stderr
+
+
+def test_folder_preset_dry_run_on_a_tiny_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """configs/folder-ijepa-vits16.yaml on 16 RGB PNGs: valid, 14×14 grid with the official mask settings."""
+    from PIL import Image
+
+    for i in range(16):
+        folder = tmp_path / "images" / ("even" if i % 2 == 0 else "odd")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40 + i, 30), (10 * i, 0, 255 - 10 * i)).save(folder / f"{i}.png")
+    preset = str(Path(CONFIG).with_name("folder-ijepa-vits16.yaml"))
+    out = tmp_path / "dry"
+    assert main(["pretrain", preset, "optim.global_batch=16", "data.num_workers=0", f"data.cache_dir={tmp_path}",
+                 "--data-dir", str(tmp_path / "images"), "--dry-run", "--out", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["dataset"]["images"] == 16 and record["dataset"]["channels"] == 3
+    assert record["dataset"]["classes"] == ["even", "odd"] and record["dataset"]["stored_size"] == 256
+    masks = record["masks"]
+    assert masks["grid"] == [14, 14] and masks["num_targets"] == 4 and masks["min_keep"] == 10
+    assert not masks["full_grid"]
+    assert "masks (14×14 grid): 4 targets" in "".join(capsys.readouterr())
+
+
+def test_random_encoder_matches_the_architecture(reference_runs: dict[str, Path]) -> None:
+    """random_encoder(run): same shapes as the trained encoder, other weights, reproducible per seed."""
+    from jepalab.vision import random_encoder
+
+    trained = load_encoder(reference_runs["mae"])
+    a, b, c = (random_encoder(reference_runs["mae"], seed=s) for s in (1, 1, 2))
+    shapes = {k: v.shape for k, v in trained.state_dict().items()}
+    assert {k: v.shape for k, v in a.state_dict().items()} == shapes and a.cls_token is not None
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in shapes)
+    assert not torch.equal(a.patch_embed.weight, c.patch_embed.weight)
+    assert not torch.equal(a.patch_embed.weight, trained.patch_embed.weight)
