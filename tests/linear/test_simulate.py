@@ -212,3 +212,12 @@ def test_rotated_problem_in_its_feature_basis_matches_the_theory():
     order = np.argsort(-RHO)  # features() sorts by decreasing ρ
     np.testing.assert_allclose(result.critical_times[0], t_star[order], rtol=1e-5)
     np.testing.assert_allclose(result.amplitude[0, 0], 1e-2, rtol=1e-10)
+
+
+def test_flow_solvers_agree_and_batch_with_a_sparse_jacobian():
+    kw = {"init": "balanced", "runs": 2, "seed": 2, "record_times": [0.0, 5.0, 12.0]}
+    lsoda = train(PAPER, "mae", 2, 0.1, 120, 0.1, method="flow", **kw)
+    bdf = train(PAPER, "mae", 2, 0.1, 120, 0.1, method="flow", solver="BDF", rtol=1e-9, **kw)
+    np.testing.assert_array_equal(lsoda.steps, [0, 50, 120])
+    np.testing.assert_allclose(bdf.final_params, lsoda.final_params, atol=1e-5)
+    np.testing.assert_allclose(bdf.critical_times, lsoda.critical_times, rtol=1e-4)
