@@ -28,9 +28,10 @@ MODES = ("quick", "full")
 def all_parts() -> tuple[Part, ...]:
     """Every part of the report, in report order."""
     from jepalab.report.parts_images import IMAGE_PARTS
+    from jepalab.report.parts_linear import LINEAR_PARTS
     from jepalab.report.parts_theory import THEORY_PARTS
 
-    return THEORY_PARTS + IMAGE_PARTS
+    return THEORY_PARTS + LINEAR_PARTS + IMAGE_PARTS
 
 
 @dataclass
