@@ -13,7 +13,12 @@ import sys
 
 from jepalab import __version__
 
-COMMAND_MODULES = ("jepalab.report.commands", "jepalab.report.image_commands", "jepalab.vision.commands")
+COMMAND_MODULES = (
+    "jepalab.report.commands",
+    "jepalab.report.image_commands",
+    "jepalab.vision.commands",
+    "jepalab.linear.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
