@@ -82,19 +82,10 @@ def _encoder(layers: Array) -> Array:
     return product
 
 
-def loss_and_gradients(
-    params: Array,
-    sigma_xx: Array,
-    sigma_yx: Array,
-    objective: str,
-    target: Array | None = None,
-    sigma_yy: Array | None = None,
-) -> tuple[Array, Array | None]:
-    """(∇P, loss) of ½E‖V W̄ x − T y‖² for stacked P (L+1, R, d, d); T = sg(W̄) (JEPA, default), I (MAE).
-
-    numpy arrays or torch tensors (same type throughout). Covariances are (d, d) or per run (R, d, d). The
-    loss (per run, shape (R,)) is computed only when ``sigma_yy`` is given, otherwise it is None.
-    """
+def _gradients(
+    params: Array, sigma_xx: Array, sigma_yx: Array, objective: str, target: Array | None
+) -> tuple[Array, Array, Array, Array, Array | None]:
+    """(∇P, W̄, V W̄, T Σyx, T) with T resolved (None for MAE's identity target)."""
     depth = params.shape[0] - 1
     layers, pred = params[:depth], params[depth]
     prefix: list[Array] = [None] * depth  # prefix[a] = product of the first a layers (None for a = 0)
@@ -115,6 +106,23 @@ def loss_and_gradients(
         grads[a] = upstream if prefix[a] is None else upstream @ _swap(prefix[a])
         if a > 0:
             upstream = _swap(layers[a]) @ upstream
+    return grads, wbar, encoded, target_syx, target
+
+
+def loss_and_gradients(
+    params: Array,
+    sigma_xx: Array,
+    sigma_yx: Array,
+    objective: str,
+    target: Array | None = None,
+    sigma_yy: Array | None = None,
+) -> tuple[Array, Array | None]:
+    """(∇P, loss) of ½E‖V W̄ x − T y‖² for stacked P (L+1, R, d, d); T = sg(W̄) (JEPA, default), I (MAE).
+
+    numpy arrays or torch tensors (same type throughout). Covariances are (d, d) or per run (R, d, d). The
+    loss (per run, shape (R,)) is computed only when ``sigma_yy`` is given, otherwise it is None.
+    """
+    grads, _, encoded, target_syx, target = _gradients(params, sigma_xx, sigma_yx, objective, target)
     if sigma_yy is None:
         return grads, None
     loss = 0.5 * ((encoded @ sigma_xx) * encoded).sum((-1, -2)) - (target_syx * encoded).sum((-1, -2))
@@ -257,19 +265,20 @@ class _Probe:
 class _Crossings:
     """First time each run's feature amplitude reaches its threshold, checked after every step."""
 
-    def __init__(self, readout: np.ndarray, thresholds: np.ndarray, runs: int) -> None:
-        self.readout, self.thresholds = readout, thresholds
+    def __init__(self, readout: Array | None, thresholds: np.ndarray, runs: int) -> None:
+        self.readout, self.thresholds = readout, thresholds  # readout None: the feature basis is the identity
         self.found = np.full((runs, thresholds.size), np.inf)
         self.last: tuple[np.ndarray, np.ndarray] | None = None
 
-    def amplitude(self, params: Array) -> np.ndarray:
-        response = _encoder(params[:-1]) @ self.readout
+    def amplitude(self, wbar: Array) -> np.ndarray:
+        response = wbar if self.readout is None else wbar @ self.readout
         values = response if isinstance(response, np.ndarray) else response.cpu().numpy()
-        return np.sqrt((values**2).sum(-2))
+        return np.sqrt((values * values).sum(-2))
 
-    def update(self, t: np.ndarray, params: Array, dense: Any = None) -> None:
-        """Register the state at per-run times t (R,); ``dense(t)`` (flat parameters) refines by root finding."""
-        amp = self.amplitude(params)
+    def update(self, t: np.ndarray, wbar: Array, dense: Any = None, shape: tuple[int, ...] = ()) -> None:
+        """Register W̄ at per-run times t (R,); ``dense(t)`` (flat parameters of ``shape``) refines crossings
+        by root finding, otherwise they are interpolated linearly since the previous update."""
+        amp = self.amplitude(wbar)
         if self.last is None:
             self.found = np.where(amp >= self.thresholds, t[:, None], self.found)
         else:
@@ -279,14 +288,15 @@ class _Crossings:
                 linear = crossing_times(np.stack([t0, t], axis=1), np.stack([amp0, amp], axis=1), self.thresholds)
                 for r, i in zip(*np.nonzero(new)):
                     self.found[r, i] = (linear[r, i] if dense is None else
-                                        self._root(dense, params.shape, r, i, t0[r], t[r]))
+                                        self._root(dense, shape, r, i, t0[r], t[r]))
         self.last = (t, amp)
 
     def _root(self, dense: Any, shape: tuple[int, ...], r: int, i: int, t0: float, t1: float) -> float:
         from scipy.optimize import brentq
 
         def gap(t: float) -> float:
-            return self.amplitude(np.asarray(dense(t)).reshape(shape))[r, i] - self.thresholds[i]
+            params = np.asarray(dense(t)).reshape(shape)
+            return self.amplitude(_encoder(params[:-1]))[r, i] - self.thresholds[i]
 
         return t0 if gap(t0) >= 0 else float(brentq(gap, t0, t1, xtol=1e-12 * max(1.0, t1), rtol=1e-14))
 
@@ -367,7 +377,8 @@ class _Optimizer:
 
     def step(self, params: Array, grads: Array) -> None:
         if self.kind == "gd":
-            params -= self.lr * grads
+            grads *= self.lr
+            params -= grads
             return
         if not self.state:
             self.state = [grads * 0 for _ in range(1 if self.kind == "momentum" else 2)]
@@ -440,14 +451,15 @@ def _run_gd(params: Array, record: np.ndarray, lr: np.ndarray, batches: _Batches
     records, next_k = [], 0
     for step in tqdm(range(steps + 1), disable=not progress, desc=f"{objective} GD", mininterval=1.0):
         target = _encoder(target_layers) if target_layers is not None else None
-        crossings.update(step * lr, params)
         if step == record[next_k]:
             records.append(probe(params, target))
             next_k += 1
             if step == steps:
+                crossings.update(step * lr, _encoder(params[:depth]))
                 break
         sxx, syx = batches()
-        grads, _ = loss_and_gradients(params, sxx, syx, objective, target)
+        grads, wbar, *_ = _gradients(params, sxx, syx, objective, target)
+        crossings.update(step * lr, wbar)
         optimizer.step(params, grads)
         if target_layers is not None:
             m = ema[0] + (ema[1] - ema[0]) * step / max(1, steps - 1)
@@ -508,14 +520,14 @@ def _run_flow(params: np.ndarray, times: np.ndarray, objective: str, probe: _Pro
     y0 = params.reshape(-1).copy()
     take(0.0, lambda _t: y0)
     runs = np.ones(shape[1])
-    crossings.update(0.0 * runs, params)
+    crossings.update(0.0 * runs, _encoder(params[:-1]))
     integrator = FLOW_SOLVERS[solver](rhs, 0.0, y0, float(times[-1]), rtol=rtol, atol=atol, **options)
     while state["k"] < times.size:
         message = integrator.step()
         if integrator.status == "failed":
             raise RuntimeError(f"gradient-flow integration failed at t = {integrator.t:.6g}: {message}")
         dense = integrator.dense_output()
-        crossings.update(integrator.t * runs, integrator.y.reshape(shape), dense)
+        crossings.update(integrator.t * runs, _encoder(integrator.y.reshape(shape)[:-1]), dense, shape)
         take(integrator.t, dense)
         bar.update(integrator.t - bar.n)
     bar.close()
@@ -636,8 +648,8 @@ def train(
     params = params.numpy() if as_numpy else params
     probe = _Probe(data, basis, params, objective)
     w_star = fixed_point(objective, rho, depth)
-    readout = np.linalg.inv(basis).T
-    crossings = _Crossings(readout.astype(params.dtype) if as_numpy else probe.readout, frac * w_star, runs)
+    readout = None if np.array_equal(basis, np.eye(d)) else probe.readout
+    crossings = _Crossings(readout.numpy() if as_numpy and readout is not None else readout, frac * w_star, runs)
     if method == "flow":
         records = _run_flow(params, record * lr_arr[0], objective, probe, crossings, solver, rtol, atol, progress)
     else:
