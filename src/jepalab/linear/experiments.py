@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from jepalab.linear.models import DynamicLinearModel, GaussianViews, StaticLinearModel
-from jepalab.linear.simulate import TrainResult, train
+from jepalab.linear.simulate import TrainResult, crossing_times, initial_parameters, train
 from jepalab.linear.validate import fastest_rate
 from jepalab.rundir import environment, save_figure, write_csv, write_json
 from jepalab.theory import critical_time, learning_order
@@ -24,7 +24,8 @@ __all__ = ["EXPERIMENTS", "run_experiment"]
 
 OPP_LAM = (1.0, 0.9667, 0.9333, 0.9)  # the spec's order-flip preset (§10, §13 claim 3)
 OPP_RHO = (0.4, 0.55, 0.7, 0.85)
-Plot = Callable[[Any], None]
+Rows = list[dict[str, Any]]
+Outcome = tuple[Rows, dict[str, Any], tuple[Any, ...]]  # table rows, summary, (ncols, plot(axes)[, nrows])
 
 
 def _diagonal(lam: object, rho: object) -> GaussianViews:
@@ -73,7 +74,7 @@ def _curves(ax: Any, result: TrainResult, title: str, run: int = 0) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def ema(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+def ema(seed: int) -> Outcome:
     """JEPA with an EMA target (λ equal, ρ spread; the theory's stop-gradient order is decreasing ρ)."""
     lam, rho, depth, eps = np.ones(4), np.asarray(OPP_RHO), 2, 1e-2
     data = _diagonal(lam, rho)
@@ -115,7 +116,7 @@ def ema(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
                   "momenta_broken": broken}, (len(momenta), plot)
 
 
-def nondiagonal(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+def nondiagonal(seed: int) -> Outcome:
     """Σxx and Σyx not simultaneously diagonal (static model with a mixing I + s·G); prediction from the
     generalised eigenbasis."""
     lam0, rho0 = np.asarray(OPP_LAM), np.asarray(OPP_RHO)
@@ -169,7 +170,7 @@ def nondiagonal(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
     return rows, {"statement": statement, "max_rel_error": worst, "order_failures": fails}, (len(strengths), plot, 2)
 
 
-def init(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+def init(seed: int) -> Outcome:
     """Unbalanced / unaligned / per-feature-heterogeneous init (spec §14 E2, J, K), 4 seeds each, by flow."""
     lam, rho, depth, eps, runs = np.asarray(OPP_LAM), np.asarray(OPP_RHO), 3, 1e-3, 3
     data = _diagonal(lam, rho)
@@ -220,7 +221,7 @@ def init(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
                   "mean_held_at_end": {f"{o} {n}": v[1] for (o, n), v in learned.items()}}, (4, plot, 2)
 
 
-def finite_sample(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+def finite_sample(seed: int) -> Outcome:
     """Fresh minibatches and finite datasets (full batch) vs population gradients, 4 seeds each."""
     lam, rho, depth, eps, runs = np.asarray(OPP_LAM), np.asarray(OPP_RHO), 2, 1e-2, 3
     data = _diagonal(lam, rho)
@@ -267,7 +268,7 @@ def finite_sample(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]
 
 
 def _noise_sweep(models: list[tuple[float, GaussianViews]], depth: int, eps: float, noisy: int, clean: int,
-                 what: str) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+                 what: str) -> Outcome:
     """Theory and flow critical-time ratio t*(noisy)/t*(clean) for both objectives along a noise sweep."""
     rows = []
     for level, data in models:
@@ -318,7 +319,7 @@ def _noise_sweep(models: list[tuple[float, GaussianViews]], depth: int, eps: flo
     return rows, {"statement": statement, "jepa_flips_at": first["jepa"], "mae_flips_at": first["mae"]}, (1, plot)
 
 
-def static(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+def static(seed: int) -> Outcome:
     """Static model: feature 2 has more signal (λ) but gets context noise; feature 1 is clean."""
     del seed  # deterministic
     levels = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
@@ -326,7 +327,7 @@ def static(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
     return _noise_sweep(models, 3, 1e-2, noisy=1, clean=0, what="static model x = z + n_x, y = z + n_y")
 
 
-def dynamic(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+def dynamic(seed: int) -> Outcome:
     """Dynamic model: equal autocorrelation, feature 1 has the larger innovation variance and gets observation
     noise (which lowers its ρ below the autocorrelation)."""
     del seed  # deterministic
@@ -335,7 +336,7 @@ def dynamic(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
     return _noise_sweep(models, 3, 1e-2, noisy=0, clean=1, what="dynamic AR(1) model, x = z_t + n, y = z_t+1 + n")
 
 
-def nonlinear(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+def nonlinear(seed: int) -> Outcome:
     """Same data with a ReLU or tanh between the encoder layers (autograd, large minibatches); equal λ and
     spread ρ, where the linear theory makes JEPA ρ-greedy."""
     lam, rho, depth, eps = np.ones(4), np.asarray(OPP_RHO), 2, 1e-2
@@ -382,16 +383,12 @@ def nonlinear(seed: int) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
 
 
 def _first_crossing(times: np.ndarray, amps: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    from jepalab.linear.simulate import crossing_times
-
     return crossing_times(times[None], amps[None], thresholds)[0]
 
 
 def _train_nonlinear(data: GaussianViews, objective: str, depth: int, eps: float, horizon: float,
                      act: Callable[[torch.Tensor], torch.Tensor], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """GD with autograd on f(x) = W_L φ(⋯ φ(W_1 x)); returns record times and per-feature amplitudes."""
-    from jepalab.linear.simulate import initial_parameters
-
     lam, rho, basis = data.features()
     weights = [w.clone().requires_grad_(True) for w in
                initial_parameters("aligned", depth, np.full((1, data.dim), eps), basis, [seed], objective)[:, 0]]
@@ -427,7 +424,7 @@ def _train_nonlinear(data: GaussianViews, objective: str, depth: int, eps: float
     return np.asarray(times), np.stack(amps)
 
 
-EXPERIMENTS: dict[str, Callable[[int], tuple[list[dict[str, Any]], dict[str, Any], Any]]] = {
+EXPERIMENTS: dict[str, Callable[[int], Outcome]] = {
     "ema": ema, "nondiagonal": nondiagonal, "init": init, "finite-sample": finite_sample, "static": static,
     "dynamic": dynamic, "nonlinear": nonlinear,
 }
