@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from jepalab.linear.models import DynamicLinearModel, GaussianViews, StaticLinearModel
-from jepalab.linear.simulate import TrainResult, crossing_times, initial_parameters, train
+from jepalab.linear.simulate import TrainResult, crossing_times, initial_parameters, single_thread, train
 from jepalab.linear.validate import fastest_rate
 from jepalab.rundir import environment, save_figure, write_csv, write_json
 from jepalab.theory import critical_time, learning_order
@@ -347,7 +347,8 @@ def nonlinear(seed: int) -> Outcome:
         expected = _theory_order(objective, lam, rho, depth, eps)
         horizon = 1.6 * float(critical_time(objective, lam, rho, depth, eps).max())
         for name, act in acts.items():
-            times, amps = _train_nonlinear(data, objective, depth, eps, horizon, act, seed)
+            with single_thread():
+                times, amps = _train_nonlinear(data, objective, depth, eps, horizon, act, seed)
             # learned: grew at least 4×; critical time: first reaching the log-midpoint of initial and final
             crossing = _first_crossing(times, amps, np.sqrt(amps[0] * amps[-1]))
             crossing[amps[-1] < 4 * amps[0]] = np.inf

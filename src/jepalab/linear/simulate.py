@@ -14,7 +14,8 @@ second-moment matrices, which makes them the exact gradients of the minibatch lo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "crossing_times",
     "initial_parameters",
     "loss_and_gradients",
+    "single_thread",
     "train",
 ]
 
@@ -61,6 +63,18 @@ def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
     return int(value)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block (restored after): on these tiny matrices extra threads only
+    add synchronisation, which on a busy machine made small torch ops 40× slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -646,17 +660,20 @@ def train(
     seeds = [seed + r for r in range(runs)]
     params = initial_parameters(init, depth, eps_grid, basis, seeds, objective).to(device, dtype)
     params = params.numpy() if as_numpy else params
-    probe = _Probe(data, basis, params, objective)
-    w_star = fixed_point(objective, rho, depth)
-    readout = None if np.array_equal(basis, np.eye(d)) else probe.readout
-    crossings = _Crossings(readout.numpy() if as_numpy and readout is not None else readout, frac * w_star, runs)
-    if method == "flow":
-        records = _run_flow(params, record * lr_arr[0], objective, probe, crossings, solver, rtol, atol, progress)
-    else:
-        lr_t = torch.as_tensor(lr_arr, dtype=dtype, device=device).view(1, runs, 1, 1)
-        opt = _Optimizer(optimizer, lr_t.numpy() if as_numpy else lr_t, momentum, tuple(betas), weight_decay)
-        batches = _Batches(data, gradients, runs, batch_size, n_samples, seed, dtype, device, as_numpy)
-        records = _run_gd(params, record, lr_arr, batches, objective, opt, ema, probe, crossings, progress)
+    with single_thread():
+        probe = _Probe(data, basis, params, objective)
+        w_star = fixed_point(objective, rho, depth)
+        readout = None if np.array_equal(basis, np.eye(d)) else probe.readout
+        crossings = _Crossings(readout.numpy() if as_numpy and readout is not None else readout, frac * w_star,
+                               runs)
+        if method == "flow":
+            records = _run_flow(params, record * lr_arr[0], objective, probe, crossings, solver, rtol, atol,
+                                progress)
+        else:
+            lr_t = torch.as_tensor(lr_arr, dtype=dtype, device=device).view(1, runs, 1, 1)
+            opt = _Optimizer(optimizer, lr_t.numpy() if as_numpy else lr_t, momentum, tuple(betas), weight_decay)
+            batches = _Batches(data, gradients, runs, batch_size, n_samples, seed, dtype, device, as_numpy)
+            records = _run_gd(params, record, lr_arr, batches, objective, opt, ema, probe, crossings, progress)
     series = {k: np.stack([r[k] for r in records], axis=1) for k in _SERIES}
     settings = {
         "eps": eps_grid, "lr": lr_arr, "steps": steps, "target": target, "ema_momentum": ema, "gradients": gradients,
