@@ -1,27 +1,11 @@
-"""Shared fixtures: a tiny synthetic Fashion-MNIST-format dataset and pico training overrides."""
+"""Shared fixtures: a tiny synthetic Fashion-MNIST-format dataset and one reference run per method."""
 
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-
-from jepalab.data import write_idx
-from jepalab.data.fashion_mnist import FILES
-
-
-def write_tiny_fmnist(root: Path, n: int = 64, seed: int = 0) -> Path:
-    """Write ``n`` 28×28 images (blurred noise blobs, so there is structure to learn) as train and test IDX files."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:28, :28]
-    for split, count in (("train", n), ("test", n // 2)):
-        centres = rng.uniform(6, 22, (count, 2, 1, 1))
-        blobs = np.exp(-((yy - centres[:, 0]) ** 2 + (xx - centres[:, 1]) ** 2) / 30.0)
-        images = np.clip(255 * blobs + rng.normal(0, 10, blobs.shape), 0, 255).astype(np.uint8)
-        write_idx(root / FILES[split][0], images)
-        write_idx(root / FILES[split][1], (np.arange(count) % 10).astype(np.uint8))
-    return root
+from pretrain_helpers import run_pretrain, write_tiny_fmnist
 
 
 @pytest.fixture(autouse=True)
@@ -36,35 +20,6 @@ def _restore_threads() -> Iterator[None]:
 def fmnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with tiny train (64) and test (32) Fashion-MNIST IDX files."""
     return write_tiny_fmnist(tmp_path_factory.mktemp("fmnist"))
-
-
-def tiny_overrides(method: str, root: Path, epochs: int = 2, batch: int = 16) -> list[str]:
-    """key=value overrides for a pico run on the tiny dataset: 4 steps per epoch, one thread, no diagnostics."""
-    common = [f"method={method}", f"data.root={root}", "model.size=pico", "model.patch_size=4",
-              f"optim.epochs={epochs}", f"optim.global_batch={batch}", "optim.warmup_epochs=0.5",
-              "train.log_every=2", "train.diag_every=0", "train.diag_images=16", "train.progress=false",
-              "train.checkpoint_every=2", "train.device=cpu", "train.threads=1"]
-    if method == "ijepa":
-        return [*common, "ijepa.predictor_dim=32", "ijepa.predictor_depth=1"]
-    return [*common, "mae.decoder_dim=32", "mae.decoder_depth=1", "mae.decoder_heads=2"]
-
-
-def run_pretrain(method: str, root: Path, out: Path, *extra: str, stop_after: int | None = None,
-                 resume: bool = False) -> Path:
-    """Run (or resume) a pico pretraining in this process; returns the run folder."""
-    from jepalab.config import load_config
-    from jepalab.vision import PretrainConfig, pretrain
-
-    cfg = load_config(PretrainConfig, None, [*tiny_overrides(method, root), *extra])
-    return pretrain(cfg, out, resume=resume, stop_after=stop_after)
-
-
-def step_losses(run: Path) -> dict[int, float]:
-    """step → logged loss from a run's metrics.jsonl (diagnostic lines skipped)."""
-    import json
-
-    entries = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return {e["step"]: e["loss"] for e in entries if "loss" in e}
 
 
 @pytest.fixture(scope="session")

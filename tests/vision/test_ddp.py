@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import step_losses, tiny_overrides
+from pretrain_helpers import step_losses, tiny_overrides
 
 RELATIVE_TOLERANCE = 1e-5  # observed: 1.4e-7 (I-JEPA), 9.3e-8 (MAE): float32 rounding of the split means
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_pretrain, step_losses, tiny_overrides
+from pretrain_helpers import run_pretrain, step_losses, tiny_overrides
 
 from jepalab.cli import main
 from jepalab.config import ConfigError
