@@ -287,7 +287,7 @@ class _Crossings:
     def amplitude(self, wbar: Array) -> np.ndarray:
         response = wbar if self.readout is None else wbar @ self.readout
         values = response if isinstance(response, np.ndarray) else response.cpu().numpy()
-        return np.sqrt((values * values).sum(-2))
+        return np.sqrt(np.einsum("...ij,...ij->...j", values, values))
 
     def update(self, t: np.ndarray, wbar: Array, dense: Any = None, shape: tuple[int, ...] = ()) -> None:
         """Register W̄ at per-run times t (R,); ``dense(t)`` (flat parameters of ``shape``) refines crossings
@@ -426,9 +426,7 @@ class _Batches:
         sxx, syx, _ = data.covariances()
         self.fixed = None
         if mode == "population":
-            expand = (runs, *sxx.shape) if runs > 1 else sxx.shape
-            self.fixed = tuple(self._out(torch.as_tensor(c, dtype=dtype).expand(expand).contiguous())
-                               for c in (sxx, syx))
+            self.fixed = tuple(self._out(torch.as_tensor(c, dtype=dtype)) for c in (sxx, syx))
         elif mode == "dataset":
             x, y = data.sample(runs * n_samples, self.gen, dtype, device)
             self.x, self.y = x.view(runs, n_samples, -1), y.view(runs, n_samples, -1)
@@ -671,6 +669,7 @@ def train(
                                 progress)
         else:
             lr_t = torch.as_tensor(lr_arr, dtype=dtype, device=device).view(1, runs, 1, 1)
+            lr_t = lr_t[0, 0, 0, 0] if np.unique(lr_arr).size == 1 else lr_t  # a scalar multiplies faster
             opt = _Optimizer(optimizer, lr_t.numpy() if as_numpy else lr_t, momentum, tuple(betas), weight_decay)
             batches = _Batches(data, gradients, runs, batch_size, n_samples, seed, dtype, device, as_numpy)
             records = _run_gd(params, record, lr_arr, batches, objective, opt, ema, probe, crossings, progress)
