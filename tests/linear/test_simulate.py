@@ -221,3 +221,20 @@ def test_flow_solvers_agree_and_batch_with_a_sparse_jacobian():
     np.testing.assert_array_equal(lsoda.steps, [0, 50, 120])
     np.testing.assert_allclose(bdf.final_params, lsoda.final_params, atol=1e-5)
     np.testing.assert_allclose(bdf.critical_times, lsoda.critical_times, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [{"target": "ema", "ema_momentum": (0.5, 0.9), "init": "balanced"},
+                                    {"gradients": "minibatch", "optimizer": "adamw", "batch_size": 64},
+                                    {"gradients": "dataset", "optimizer": "momentum", "n_samples": 128,
+                                     "batch_size": 32}])
+def test_torch_backend_matches_numpy_backend(monkeypatch, kwargs):
+    """The tensor code path (used on CUDA) run on CPU tensors gives the numpy path's numbers."""
+    import jepalab.linear.simulate as simulate
+
+    rotated = StaticLinearModel([1.0, 0.8, 0.6], [0.5, 0.2, 0.4], 0.1, mixing=np.eye(3) + 0.2)
+    ref = train(rotated, "jepa", 2, 0.05, 150, 0.05, runs=2, **kwargs)
+    monkeypatch.setattr(simulate, "_numpy_backend", lambda device: False)
+    tensors = train(rotated, "jepa", 2, 0.05, 150, 0.05, runs=2, **kwargs)
+    np.testing.assert_allclose(tensors.final_params, ref.final_params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(tensors.loss, ref.loss, rtol=1e-9)
+    np.testing.assert_allclose(tensors.critical_times, ref.critical_times, rtol=1e-9)

@@ -560,6 +560,11 @@ def _run_flow(params: np.ndarray, times: np.ndarray, objective: str, probe: _Pro
 # The public entry point.
 
 
+def _numpy_backend(device: torch.device) -> bool:
+    """CPU runs compute in numpy: its small-matrix matmul is several times faster than torch's."""
+    return device.type == "cpu"
+
+
 def _eps_grid(eps: object, runs: int, d: int) -> np.ndarray:
     """ε as (R, d): a scalar, one value per feature (d,), or per run and feature (R, 1) / (R, d)."""
     try:
@@ -664,7 +669,7 @@ def train(
     eps_grid = _eps_grid(eps, runs, d)
     record = _record_steps(steps, lr_arr, record_every, record_times)
     device = torch.device("cpu") if method == "flow" else torch.device(device)
-    as_numpy = device.type == "cpu"  # numpy's small-matrix matmul is several times faster than torch's on CPU
+    as_numpy = _numpy_backend(device)
     seeds = [seed + r for r in range(runs)]
     params = initial_parameters(init, depth, eps_grid, basis, seeds, objective).to(device, dtype)
     params = params.numpy() if as_numpy else params
