@@ -17,7 +17,8 @@ own random masking, ``NativeScalerWithGradNormCount``); it needs timm. Data load
 FLOPs are jepalab's count (``jepalab.vision.flops.step_flops``, forward + backward, mean over the timed steps'
 masks) for both rows: the useful work of the step. MFU = FLOPs / median step time / assumed peak (``--peak-tflops``;
 default: 989 TFLOP/s bf16 dense on a GPU, 67 fp32; on a CPU, cores × 32 fp32 FLOP/cycle × 3.0 GHz, i.e. two
-256-bit FMA pipes per core, an assumption, not a measurement; cores = the threads used, or one with
+256-bit FMA pipes per core, twice that for bf16 (AVX-512 BF16), an assumption, not a measurement; cores = the
+threads used, or one with
 ``--clock cpu``, whose CPU time already sums over threads).
 
 The machine may be shared: ``--clock cpu --threads 1`` measures each step's process CPU time on one thread, which
@@ -315,7 +316,7 @@ def default_peak(device: str, precision: str, cores: int) -> float:
     """Assumed peak TFLOP/s (see the module docstring) of ``cores`` CPU cores, or of the GPU."""
     if device.startswith("cuda"):
         return 989.0 if precision == "bf16" else 67.0
-    return cores * 32 * 3.0e9 / 1e12
+    return cores * (64 if precision == "bf16" else 32) * 3.0e9 / 1e12  # AVX-512 BF16 dot products: twice fp32
 
 
 def main() -> None:

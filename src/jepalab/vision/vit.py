@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VIT_SIZES", "Block", "ViT", "ViTSize", "sincos_2d"]
+__all__ = ["VIT_SIZES", "Block", "ViT", "ViTSize", "attend", "sincos_2d"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ def sincos_2d(dim: int, grid: tuple[int, int]) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels)."""
+    """Multi-head self-attention through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels;
+    explicit matmuls for low precision on a CPU, see :func:`attend`)."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -77,8 +78,16 @@ class Attention(nn.Module):
             w, bias = self.qkv.weight, self.qkv.bias
             q = F.linear(queries, w[:d], bias[:d]).view(b, -1, h, d // h).transpose(1, 2)  # (b, h, m, d/h)
             k, v = F.linear(x, w[d:], bias[d:]).view(b, n, 2, h, d // h).permute(2, 0, 3, 1, 4)  # 2 × (b, h, n, d/h)
-        x = F.scaled_dot_product_attention(q, k, v)  # (b, h, m, d/h)
+        x = attend(q, k, v)  # (b, h, m, d/h)
         return self.proj(x.transpose(1, 2).reshape(b, -1, d))
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q kᵀ / √d) v through ``F.scaled_dot_product_attention``, except for bf16/fp16 tensors on a CPU: there
+    torch's fused CPU kernel is 3–4× slower than the same maths as two batched matmuls (benchmarks/vision_step.py)."""
+    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+        return ((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5).softmax(dim=-1) @ v
+    return F.scaled_dot_product_attention(q, k, v)
 
 
 class Block(nn.Module):
