@@ -18,8 +18,7 @@ FLOPs are jepalab's count (``jepalab.vision.flops.step_flops``, forward + backwa
 masks) for both rows: the useful work of the step. MFU = FLOPs / median step time / assumed peak (``--peak-tflops``;
 default: 989 TFLOP/s bf16 dense on a GPU, 67 fp32; on a CPU, cores × 32 fp32 FLOP/cycle × 3.0 GHz, i.e. two
 256-bit FMA pipes per core, twice that for bf16 (AVX-512 BF16), an assumption, not a measurement; cores = the
-threads used, or one with
-``--clock cpu``, whose CPU time already sums over threads).
+threads used, or one with ``--clock cpu``, whose CPU time already sums over threads).
 
 The machine may be shared: ``--clock cpu --threads 1`` measures each step's process CPU time on one thread, which
 other processes on the same cores disturb far less than the wall clock.
