@@ -46,9 +46,9 @@ def test_streams_are_deterministic_and_distinct() -> None:
 
 
 def test_options_are_validated_with_the_field_name() -> None:
-    with pytest.raises(ConfigError, match="data.options.strength"):
+    with pytest.raises(ConfigError, match=r"data\.options\.strength"):
         from_dict(NoiseOptions, {"strength": 2.0}, prefix="data.options.")
-    with pytest.raises(ConfigError, match="data.options.colour"):
+    with pytest.raises(ConfigError, match=r"data\.options\.colour"):
         from_dict(NoiseOptions, {"colour": 1}, prefix="data.options.")
     with pytest.raises(ValueError, match="patch"):
         NoiseOptions(patch=5)

@@ -13,7 +13,7 @@ from jepalab.data import write_idx
 def write_tiny_fmnist(folder: Path, train: int = 256, test: int = 128, seed: int = 0) -> Path:
     """IDX files named like Fashion-MNIST's: class c has a bright square at a class-specific place, plus noise."""
     rng = np.random.default_rng(seed)
-    for split, n, stem in (("train", train, "train"), ("test", test, "t10k")):
+    for n, stem in ((train, "train"), (test, "t10k")):
         labels = rng.integers(0, 10, n).astype(np.uint8)
         images = rng.integers(0, 60, (n, 28, 28)).astype(np.float64)
         for i, c in enumerate(labels):

@@ -229,3 +229,10 @@ def test_random_encoder_matches_the_architecture(reference_runs: dict[str, Path]
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in shapes)
     assert not torch.equal(a.patch_embed.weight, c.patch_embed.weight)
     assert not torch.equal(a.patch_embed.weight, trained.patch_embed.weight)
+
+
+def test_pretraining_leaves_subnormal_floats_working(reference_runs: dict[str, Path]) -> None:
+    """Training flushes denormals for speed, then restores the default: later float64 maths must see 1e-320."""
+    assert reference_runs  # a pretraining run has happened in this process
+    assert (np.array([1e-320]) * 1.0)[0] > 0.0
+    assert (torch.tensor([1e-320], dtype=torch.float64) * 1.0)[0] > 0.0

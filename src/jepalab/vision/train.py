@@ -158,6 +158,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = 
     try:
         return _pretrain(cfg, out, resume, stop_after, dry_run, info)
     finally:
+        torch.set_flush_denormal(False)  # the process-wide default again: callers' float64 maths needs subnormals
         shutdown(info)
 
 
