@@ -85,3 +85,19 @@ def test_report_part_reads_reused_experiments(tmp_path: Path) -> None:
     r2 = next(f for f in output.findings if f.key == "R2")
     assert r2.figure == "parts/images/variance-subspaces/variance_subspaces.png"  # copied inside the report
     assert (report / r2.figure).is_file()
+
+
+@pytest.mark.parametrize(("mae_deep", "held"), [(0.9, True), (0.45, False)])
+def test_depth_needs_a_growing_and_positive_gap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mae_deep: float,
+                                                held: bool) -> None:
+    """I-JEPA R² 0.5 at both depths; MAE 0.4 shallow: the gap grows in both cases but is positive only in the first."""
+
+    def fake(cfg: Any, run: Path, settings: ExperimentSettings) -> dict[str, Any]:
+        r2 = 0.5 if cfg.method == "ijepa" else (0.4 if cfg.model.depth == 1 else mae_deep)
+        metrics = {"step": 1, "probe": 0.7, "rankme": 2.0, "lidar": 2.0, "distractor_r2": r2}
+        return {"checkpoints": [metrics], "baselines": {}}
+
+    monkeypatch.setattr(experiments, "_train_and_eval", fake)
+    summary = run_experiment("depth", tmp_path, ExperimentSettings(depths=(1, 4)), say=lambda _: None)
+    assert summary["measured"]["growth"] == pytest.approx(mae_deep - 0.4)
+    assert summary["held"] is held
