@@ -7,8 +7,8 @@ steps and images, evaluated by :mod:`jepalab.report.run_eval`; every verdict com
 - ``variance-subspaces``: top/bottom pixel-variance dependence on Fashion-MNIST (or an image folder). Claim
   (Balestriero & LeCun 2024; Littwin et al. 2024): I-JEPA's features follow the low-variance (bottom) subspace
   more than MAE's (larger Δ = CCA(bottom) − CCA(top)).
-- ``depth``: encoder depth varied at fixed width on noisy Fashion-MNIST. Claim (the theory's depth effect): the
-  MAE − I-JEPA gap in distractor R² grows with depth.
+- ``depth``: encoder depth varied at fixed width on noisy Fashion-MNIST. Claim (the theory's depth effect): MAE's
+  distractor R² exceeds I-JEPA's, and the gap grows with depth.
 """
 
 from __future__ import annotations
@@ -242,8 +242,8 @@ def depth_effect(out: Path, settings: ExperimentSettings, say: Callable[[str], N
     positive, why_gap = _decide(statistics.mean(gaps(deep)), _spread(gaps(deep)), len(settings.seeds))
     _plot_depth(rows, out)
     return {
-        "claim": "The MAE − I-JEPA gap in distractor R² grows with encoder depth (the theory: JEPA's ρ-bias grows "
-                 "with depth).",
+        "claim": "MAE's distractor R² exceeds I-JEPA's, and the gap grows with encoder depth (the theory: JEPA's "
+                 "ρ-bias grows with depth).",
         "rule": "held = gap(deepest) − gap(shallowest) passes the shared rule AND gap(deepest) itself passes it "
                 "(MAE takes up more of the distractor than I-JEPA at depth); shared rule: effect > 0, and with ≥ 3 "
                 "seeds > the std over seeds.",

@@ -19,7 +19,7 @@ IMAGE_CLAIMS = (
               "beyond the paper", "metrics.md §6 (Littwin et al. real-data comparison, unverified; Balestriero & "
                                   "LeCun 2024); our protocol",
               "Reported for ImageNet ViTs as mean CCA over training [unverified]; no number recovered."),
-    ClaimSpec("R3", "The MAE − I-JEPA gap in distractor uptake grows with encoder depth.",
+    ClaimSpec("R3", "MAE takes up more of the distractor than I-JEPA, and the gap grows with encoder depth.",
               "beyond the paper", "the theory's depth effect (claim 4) tested on ViTs; our protocol",
               "Deep linear theory only: JEPA's ρ-greediness grows with depth."),
 )
