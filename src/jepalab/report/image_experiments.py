@@ -2,13 +2,14 @@
 steps and images, evaluated by :mod:`jepalab.report.run_eval`; every verdict comes from a rule in this module.
 
 - ``noisy-features``: clean and noisy Fashion-MNIST (several distractor strengths). Claim (Littwin et al. 2024 on
-  real data, our protocol): as the distractor grows, MAE's representation takes it up (distractor R²) and loses label
+  real data, our protocol): as the distractor grows, MAE's representation takes it up (distractor R² above its
+  random-init value) and loses label
   accuracy; I-JEPA's does so far less.
 - ``variance-subspaces``: top/bottom pixel-variance dependence on Fashion-MNIST (or an image folder). Claim
   (Balestriero & LeCun 2024; Littwin et al. 2024): I-JEPA's features follow the low-variance (bottom) subspace
   more than MAE's (larger Δ = CCA(bottom) − CCA(top)).
 - ``depth``: encoder depth varied at fixed width on noisy Fashion-MNIST. Claim (the theory's depth effect): MAE's
-  distractor R² exceeds I-JEPA's, and the gap grows with depth.
+  distractor uptake exceeds I-JEPA's, and the gap grows with depth.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class ExperimentSettings:
     depths: tuple[int, ...] = param((1, 4), ge=1, help="encoder depths (depth experiment)")
     dim: int = param(64, ge=8, help="encoder width")
     depth: int = param(4, ge=1, help="encoder depth (noisy-features, variance-subspaces)")
-    epochs: int = param(3, ge=1, help="passes over the training images")
+    epochs: int = param(10, ge=1, help="passes over the training images")
     train_images: int = param(6000, ge=128, help="training images (first N of the train split)")
     global_batch: int = param(128, ge=2, help="images per step")
     snapshots: int = param(3, ge=1, help="checkpoints kept over training (evenly spaced, the last at the end)")
@@ -105,8 +106,15 @@ def _train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings
     return result
 
 
-def _last(result: dict[str, Any], key: str) -> float:
-    return float(result["checkpoints"][-1][key])
+def _last_row(result: dict[str, Any]) -> dict[str, Any]:
+    """The last checkpoint's read-outs with the baselines beside them; ``distractor_uptake`` = the encoder's
+    distractor R² minus that of a random encoder of the same architecture and init (what training added)."""
+    row = {k: v for k, v in result["checkpoints"][-1].items() if k not in ("probe_protocol", "checkpoint")}
+    for name, baseline in result["baselines"].items():
+        row.update({f"{name}_{key}": baseline.get(key) for key in ("probe", "cca_delta", "distractor_r2")})
+    if row.get("distractor_r2") is not None and row.get("random_distractor_r2") is not None:
+        row["distractor_uptake"] = row["distractor_r2"] - row["random_distractor_r2"]
+    return row
 
 
 def _spread(values: Sequence[float]) -> float:
@@ -153,11 +161,7 @@ def noisy_features(out: Path, settings: ExperimentSettings, say: Callable[[str],
                 grid.add((method, f"s{strength:g}", f"seed{seed}"),
                          pretrain_config(method, "noisy-fashion-mnist", options, settings, seed))
     results = grid.execute(settings, say)
-    rows = [{"method": key[0], "strength": float(key[1][1:]), "seed": int(key[2][4:]),
-             **{k: v for k, v in r["checkpoints"][-1].items() if k not in ("probe_protocol", "checkpoint")},
-             "random_probe": r["baselines"]["random"]["probe"], "pixels_probe": r["baselines"]["pixels"]["probe"],
-             "random_distractor_r2": r["baselines"]["random"].get("distractor_r2"),
-             "pixels_distractor_r2": r["baselines"]["pixels"].get("distractor_r2")}
+    rows = [{"method": key[0], "strength": float(key[1][1:]), "seed": int(key[2][4:]), **_last_row(r)}
             for key, r in results.items()]
     write_csv(out / "results.csv", rows)
     lo, hi = min(settings.strengths), max(settings.strengths)
@@ -166,7 +170,7 @@ def noisy_features(out: Path, settings: ExperimentSettings, say: Callable[[str],
         return [r[key] for r in rows if r["method"] == method and r["strength"] == strength]
 
     drop = {m: [a - b for a, b in zip(per_seed(m, lo, "probe"), per_seed(m, hi, "probe"))] for m in METHODS}
-    r2 = {m: per_seed(m, hi, "distractor_r2") for m in METHODS}
+    r2 = {m: per_seed(m, hi, "distractor_uptake") for m in METHODS}
     drop_effect = statistics.mean(drop["mae"]) - statistics.mean(drop["ijepa"])
     r2_effect = statistics.mean(r2["mae"]) - statistics.mean(r2["ijepa"])
     drop_spread = _spread([a - b for a, b in zip(drop["mae"], drop["ijepa"])])
@@ -176,16 +180,17 @@ def noisy_features(out: Path, settings: ExperimentSettings, say: Callable[[str],
     held_r2, why_r2 = _decide(r2_effect, r2_spread, n)
     _plot_noisy(rows, settings, out)
     return {
-        "claim": "As the distractor strength grows, MAE's representation takes up the distractor (higher R²) and loses "
-                 "more label accuracy than I-JEPA's.",
+        "claim": "As the distractor strength grows, MAE's representation takes up the distractor (its training adds "
+                 "more distractor R² than I-JEPA's does) and loses more label accuracy than I-JEPA's.",
         "rule": "held = (MAE's probe drop from the weakest to the strongest distractor − I-JEPA's) passes the shared "
-                "rule AND (MAE's distractor R² − I-JEPA's at the strongest) passes it; shared rule: effect > 0, and "
-                "with ≥ 3 seeds effect > the std over seeds of the paired difference.",
+                "rule AND (MAE's distractor uptake − I-JEPA's at the strongest) passes it, uptake = R²(encoder) − "
+                "R²(random encoder of the same architecture and init); shared rule: effect > 0, and with ≥ 3 seeds "
+                "effect > the std over seeds of the paired difference.",
         "measured": {"probe_drop": {m: statistics.mean(v) for m, v in drop.items()},
-                     "distractor_r2_at_strongest": {m: statistics.mean(v) for m, v in r2.items()},
+                     "distractor_uptake_at_strongest": {m: statistics.mean(v) for m, v in r2.items()},
                      "probe_drop_effect": drop_effect, "probe_drop_effect_spread": drop_spread,
                      "r2_effect": r2_effect, "r2_effect_spread": r2_spread},
-        "checks": {"probe_drop": why_drop, "distractor_r2": why_r2},
+        "checks": {"probe_drop": why_drop, "distractor_uptake": why_r2},
         "held": held_drop and held_r2, "seeds": n, "strengths": list(settings.strengths),
     }
 
@@ -198,10 +203,7 @@ def variance_subspaces(out: Path, settings: ExperimentSettings, say: Callable[[s
         for seed in settings.seeds:
             grid.add((method, f"seed{seed}"), pretrain_config(method, dataset, {}, settings, seed))
     results = grid.execute(settings, say)
-    rows = [{"method": key[0], "seed": int(key[1][4:]),
-             **{k: v for k, v in r["checkpoints"][-1].items() if k not in ("probe_protocol", "checkpoint")},
-             "random_cca_delta": r["baselines"]["random"]["cca_delta"],
-             "pixels_cca_delta": r["baselines"]["pixels"]["cca_delta"]} for key, r in results.items()]
+    rows = [{"method": key[0], "seed": int(key[1][4:]), **_last_row(r)} for key, r in results.items()]
     write_csv(out / "results.csv", rows)
     delta = {m: [r["cca_delta"] for r in rows if r["method"] == m] for m in METHODS}
     effect = statistics.mean(delta["ijepa"]) - statistics.mean(delta["mae"])
@@ -218,7 +220,7 @@ def variance_subspaces(out: Path, settings: ExperimentSettings, say: Callable[[s
 
 
 def depth_effect(out: Path, settings: ExperimentSettings, say: Callable[[str], None]) -> dict[str, Any]:
-    """I-JEPA and MAE at each encoder depth on noisy Fashion-MNIST (the strongest strength): the R² gap per depth."""
+    """I-JEPA and MAE at each encoder depth on noisy Fashion-MNIST (strongest strength): the uptake gap per depth."""
     grid = _Grid(out)
     options = {"strength": max(settings.strengths), "jitter": settings.jitter}
     for depth in settings.depths:
@@ -227,13 +229,12 @@ def depth_effect(out: Path, settings: ExperimentSettings, say: Callable[[str], N
                 grid.add((method, f"depth{depth}", f"seed{seed}"),
                          pretrain_config(method, "noisy-fashion-mnist", options, settings, seed, depth))
     results = grid.execute(settings, say)
-    rows = [{"method": key[0], "depth": int(key[1][5:]), "seed": int(key[2][4:]),
-             **{k: v for k, v in r["checkpoints"][-1].items() if k not in ("probe_protocol", "checkpoint")}}
+    rows = [{"method": key[0], "depth": int(key[1][5:]), "seed": int(key[2][4:]), **_last_row(r)}
             for key, r in results.items()]
     write_csv(out / "results.csv", rows)
 
     def gaps(depth: int) -> list[float]:
-        pick = lambda m: [r["distractor_r2"] for r in rows if r["method"] == m and r["depth"] == depth]  # noqa: E731
+        pick = lambda m: [r["distractor_uptake"] for r in rows if r["method"] == m and r["depth"] == depth]  # noqa: E731
         return [a - b for a, b in zip(pick("mae"), pick("ijepa"))]
 
     shallow, deep = min(settings.depths), max(settings.depths)
@@ -242,8 +243,8 @@ def depth_effect(out: Path, settings: ExperimentSettings, say: Callable[[str], N
     positive, why_gap = _decide(statistics.mean(gaps(deep)), _spread(gaps(deep)), len(settings.seeds))
     _plot_depth(rows, out)
     return {
-        "claim": "MAE's distractor R² exceeds I-JEPA's, and the gap grows with encoder depth (the theory: JEPA's "
-                 "ρ-bias grows with depth).",
+        "claim": "MAE's distractor uptake (R² above random init) exceeds I-JEPA's, and the gap grows with encoder "
+                 "depth (the theory: JEPA's ρ-bias grows with depth).",
         "rule": "held = gap(deepest) − gap(shallowest) passes the shared rule AND gap(deepest) itself passes it "
                 "(MAE takes up more of the distractor than I-JEPA at depth); shared rule: effect > 0, and with ≥ 3 "
                 "seeds > the std over seeds.",
@@ -267,11 +268,12 @@ def _plot_noisy(rows: list[dict[str, Any]], settings: ExperimentSettings, out: P
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for method, colour in zip(METHODS, ("tab:blue", "tab:red")):
-        for ax, key in zip(axes, ("probe", "distractor_r2", "rankme")):
+        for ax, key in zip(axes, ("probe", "distractor_uptake", "rankme")):
             xs = sorted({r["strength"] for r in rows})
             ys = [statistics.mean(r[key] for r in rows if r["method"] == method and r["strength"] == x) for x in xs]
             ax.plot(xs, ys, "o-", color=colour, label={"ijepa": "I-JEPA", "mae": "MAE"}[method])
-    for ax, label in zip(axes, ("label probe top-1 (fraction)", "distractor-amplitude R²", "RankMe (of width)")):
+    for ax, label in zip(axes, ("label probe top-1 (fraction)", "distractor R² − random-init R²",
+                                "RankMe (of width)")):
         ax.set_xlabel("distractor strength s (pixel units)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -304,11 +306,11 @@ def _plot_depth(rows: list[dict[str, Any]], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for method in METHODS:
         depths = sorted({r["depth"] for r in rows})
-        ys = [statistics.mean(r["distractor_r2"] for r in rows if r["method"] == method and r["depth"] == d)
+        ys = [statistics.mean(r["distractor_uptake"] for r in rows if r["method"] == method and r["depth"] == d)
               for d in depths]
         ax.plot(depths, ys, "o-", label={"ijepa": "I-JEPA", "mae": "MAE"}[method])
     ax.set_xlabel("encoder depth (blocks)")
-    ax.set_ylabel("distractor-amplitude R²")
+    ax.set_ylabel("distractor R² − random-init R²")
     ax.set_title("Distractor uptake versus encoder depth (noisy Fashion-MNIST)")
     ax.legend()
     ax.grid(alpha=0.3)
