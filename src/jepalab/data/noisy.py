@@ -23,7 +23,7 @@ import torch
 from jepalab.config import from_dict, param
 from jepalab.data.config import DataConfig
 from jepalab.data.dataset import ImageDataset, channel_stats
-from jepalab.data.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
+from jepalab.data.fashion_mnist import CLASSES, load_fashion_mnist
 from jepalab.data.registry import register_dataset
 from jepalab.data.sampler import step_generator
 
@@ -70,15 +70,16 @@ def _options(cfg: DataConfig) -> NoiseOptions:
 
 
 @functools.lru_cache(maxsize=4)
-def _noisy(root: str | None, split: str, options: NoiseOptions) -> tuple[torch.Tensor, torch.Tensor, str]:
+def _noisy(root: str | None, split: str, options: NoiseOptions) -> tuple[ImageDataset, torch.Tensor, torch.Tensor]:
+    """(the clean split, noisy images, amplitudes); a missing dataset raises before any work."""
     clean = load_fashion_mnist(root, split)
     images, amplitude = make_noisy(clean.images, options, split)  # type: ignore[arg-type]
-    return images, amplitude, clean.source
+    return clean, images, amplitude
 
 
 @functools.lru_cache(maxsize=4)
 def _train_stats(root: str | None, options: NoiseOptions) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    return channel_stats(_noisy(root, "train", options)[0])
+    return channel_stats(_noisy(root, "train", options)[1])
 
 
 @register_dataset("noisy-fashion-mnist", splits=("train", "test"), validate=lambda cfg: _options(cfg),
@@ -87,9 +88,7 @@ def _train_stats(root: str | None, options: NoiseOptions) -> tuple[tuple[float, 
 def build(cfg: DataConfig, split: str) -> ImageDataset:
     """Noisy Fashion-MNIST ``split`` from the Fashion-MNIST files (see the module docstring)."""
     options = _options(cfg)
-    find_fashion_mnist(cfg.root, split)  # the missing-dataset message before any work
-    images, amplitude, source = _noisy(cfg.root, split, options)
+    clean, images, amplitude = _noisy(cfg.root, split, options)
     mean, std = _train_stats(cfg.root, options)
-    return ImageDataset("noisy-fashion-mnist", split, load_fashion_mnist(cfg.root, split).labels, CLASSES, 1, 28,
-                        mean, std, images=images, source=source,
-                        info={"amplitude": amplitude, "options": vars(options).copy()})
+    return ImageDataset("noisy-fashion-mnist", split, clean.labels, CLASSES, 1, 28, mean, std, images=images,
+                        source=clean.source, info={"amplitude": amplitude, "options": vars(options).copy()})

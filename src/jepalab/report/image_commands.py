@@ -8,26 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-
-def _split_config(items: list[str]) -> tuple[str | None, list[str]]:
-    """``[CONFIG] key=value ...`` → (CONFIG or None, overrides)."""
-    if items and "=" not in items[0]:
-        return items[0], items[1:]
-    return None, items
-
-
-def _device(name: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+from jepalab.vision.commands import split_config
 
 
 def _eval(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
     from jepalab.report.run_eval import EvalSettings, eval_table, evaluate_run
+    from jepalab.vision.distributed import resolve_device
 
     settings = load_config(EvalSettings, None, args.set)
-    result = evaluate_run(args.run, args.checkpoint, settings, _device(args.device))
+    result = evaluate_run(args.run, args.checkpoint, settings, resolve_device(args.device))
     print(eval_table(result))
     print(f"protocol: {result['checkpoints'][-1]['probe_protocol']}")
     print(f"wrote {Path(args.run) / 'eval.json'} and eval.csv")
@@ -121,7 +111,7 @@ def _data_stats(args: argparse.Namespace) -> int:
     from jepalab.vision.config import PretrainConfig
     from jepalab.vision.view_stats import dataset_feature_stats
 
-    config, overrides = _split_config(args.items)
+    config, overrides = split_config(args.items)
     if args.data_dir is not None:
         overrides.append(f"data.root={args.data_dir}")
     cfg = load_config(PretrainConfig, config, overrides)

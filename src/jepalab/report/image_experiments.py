@@ -25,6 +25,7 @@ from jepalab.config import config_to_dict, from_dict, load_config, param
 from jepalab.report.run_eval import EvalSettings, evaluate_run
 from jepalab.rundir import save_figure, write_csv, write_json
 from jepalab.vision.config import PretrainConfig
+from jepalab.vision.distributed import resolve_device
 from jepalab.vision.train import CHECKPOINT, pretrain
 
 __all__ = ["EXPERIMENTS", "ExperimentSettings", "run_experiment"]
@@ -101,8 +102,8 @@ def _train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings
         pretrain(load_config(PretrainConfig, run / "config.yaml") if resume else cfg, run, resume=resume)
     result = _read_json(run / "eval.json")
     if result is None:
-        device = "cuda" if settings.device.startswith("cuda") else "cpu"
-        result = evaluate_run(run, settings.evaluate, settings.eval, device=device, progress=False)
+        result = evaluate_run(run, settings.evaluate, settings.eval, device=resolve_device(settings.device),
+                              progress=False)
     return result
 
 

@@ -120,7 +120,7 @@ def _metrics(features: dict[str, np.ndarray], train_y: np.ndarray, test_y: np.nd
 
 
 def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettings | None = None,
-                 device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+                 device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
     """Evaluate ``run``'s checkpoints and its baselines; writes ``RUN/eval.json`` and ``RUN/eval.csv``. Test images:
     the test split, or for an image folder without ``test/`` a seeded fifth of the training images held out."""
     settings = settings or EvalSettings()

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 
-def _split_config(items: list[str]) -> tuple[str | None, list[str]]:
+def split_config(items: list[str]) -> tuple[str | None, list[str]]:
     """``[CONFIG] key=value ...`` → (CONFIG or None, overrides)."""
     if items and "=" not in items[0]:
         return items[0], items[1:]
@@ -19,7 +19,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from jepalab.vision.config import PretrainConfig
     from jepalab.vision.train import load_run_config, pretrain
 
-    config, overrides = _split_config(args.items)
+    config, overrides = split_config(args.items)
     if args.data_dir is not None:
         overrides.append(f"data.root={args.data_dir}")
     if args.resume is not None:
@@ -60,16 +60,15 @@ def _data_config(run_data: dict, spec: str, data_dir: str | None, limit: int | N
 
 
 def _embed(args: argparse.Namespace) -> int:
-    import torch
-
     from jepalab.vision.checkpoint import read_checkpoint
+    from jepalab.vision.distributed import resolve_device
     from jepalab.vision.embeddings import embed
 
     _, record = read_checkpoint(Path(args.run) / "checkpoint.safetensors" if args.checkpoint is None
                                 else args.checkpoint)
     data = _data_config(record["config"]["data"], args.data, args.data_dir, args.limit, args.on_corrupt)
     data = dataclasses.replace(data, channels=record["dataset"]["channels"]) if data.dataset == "image-folder" else data
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     folder = embed(args.run, data, None, args.pooling, args.encoder, args.out, args.checkpoint, args.batch_size, device)
     print(f"wrote {folder}/embeddings.npy (+ labels.npy, embed.json)")
     return 0

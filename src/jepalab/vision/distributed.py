@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_reduce_mean", "broadcast_object", "init_distributed", "shutdown"]
+__all__ = ["DistInfo", "all_reduce_mean", "broadcast_object", "init_distributed", "resolve_device", "shutdown"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class DistInfo:
         return self.rank == 0
 
 
-def _device(preference: str, local_rank: int) -> torch.device:
+def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
+    """"auto" → cuda:LOCAL_RANK when CUDA is available, else cpu; "cuda" → cuda:LOCAL_RANK; checks CUDA exists."""
     if preference == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(preference)
@@ -42,7 +43,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    info = DistInfo(rank, world, local_rank, _device(device, local_rank))
+    info = DistInfo(rank, world, local_rank, resolve_device(device, local_rank))
     if info.device.type == "cuda":
         torch.cuda.set_device(info.device)
     if world > 1 and not dist.is_initialized():
