@@ -1,4 +1,4 @@
-"""jepalab.theory.dynamics against independent high-precision integration, closed forms and the spec's numbers."""
+"""jepalab.theory.dynamics against independent high-precision integration, closed forms and the numbers in docs/theory.md."""
 
 import mpmath as mp
 import numpy as np
@@ -12,17 +12,17 @@ from jepalab.theory import (
     critical_time,
     critical_time_expansion,
     fixed_point,
+    format_order,
     learning_order,
     trajectory,
 )
-from jepalab.theory.dynamics import _inverse_table
 
 OPP_LAM = np.array([1.0, 0.9667, 0.9333, 0.9])
 OPP_RHO = np.array([0.4, 0.55, 0.7, 0.85])
 
 
 def _rhs(objective, lam, rho, depth):
-    """dv/dt of the scalar ODE in the predictor/layer weight v (spec §6)."""
+    """dv/dt of the scalar ODE in the predictor/layer weight v (docs/theory.md, "The ODEs")."""
     if objective == "jepa":
         return lambda u: lam * u ** (2 * depth) * (1 - u / rho)
     return lambda u: lam * u**depth * (1 - u ** (depth + 1) / rho)
@@ -117,8 +117,8 @@ def test_jepa_depth_one_closed_form_critical_time():
     assert critical_time("jepa", lam, rho, 1, eps, frac) == pytest.approx(expected, rel=1e-13)
 
 
-def test_spec_mae_constants():
-    # spec §7.3: L = 1, λ = 1, ρ = 0.6, p = ½ gives ln(1/ε) − 0.80472; L = 2 gives 1/√ε − 1.3258.
+def test_mae_constants():
+    # docs/theory.md, MAE critical time: L = 1, λ = 1, ρ = 0.6, p = ½ gives ln(1/ε) − 0.80472; L = 2 gives 1/√ε − 1.3258.
     assert critical_time("mae", 1.0, 0.6, 1, 1e-6) - np.log(1e6) == pytest.approx(-0.80472, abs=1e-5)
     assert critical_time("mae", 1.0, 0.6, 2, 1e-6) - 1e3 == pytest.approx(-1.3258, abs=1e-4)
 
@@ -148,22 +148,22 @@ def test_amplitude_rate_is_the_derivative_of_the_trajectory(objective):
     numeric = (amplitude(t + h) - amplitude(t - h)) / (2 * h)
     w = trajectory(objective, lam, rho, depth, eps, t)
     np.testing.assert_allclose(amplitude_rate(objective, w, lam, rho, depth), numeric, rtol=1e-5)
-    # The paper's ODE is the same vector field without the factor L (spec §6).
+    # The paper's ODE is the same vector field without the factor L (docs/theory.md, time units).
     np.testing.assert_allclose(
         amplitude_rate(objective, w, lam, rho, depth, time="paper"),
         amplitude_rate(objective, w, lam, rho, depth) / depth,
     )
 
 
-def test_spec_claim_3_order_flip_table():
-    # spec §13 claim 3 and §14 A2: opposite-trend preset at ε = 1e-3.
+def test_order_flip_table():
+    # Figure 2 (c)/(f) and the learning-order table of docs/theory.md: opposite-trend preset at ε = 1e-3.
     expected_jepa = {1: [0, 1, 2, 3], 2: [1, 0, 2, 3], 3: [3, 2, 1, 0], 5: [3, 2, 1, 0]}
     for depth, order in expected_jepa.items():
         assert learning_order("jepa", OPP_LAM, OPP_RHO, depth, 1e-3).tolist() == order
         assert learning_order("mae", OPP_LAM, OPP_RHO, depth, 1e-3).tolist() == [0, 1, 2, 3]
 
 
-A2 = {  # spec §14 A2, JEPA orders for L = 1/2/3/5 (None: init above threshold)
+A2 = {  # docs/theory.md learning-order table, JEPA orders for L = 1/2/3/5 (None: init above threshold)
     ("opp10", 1e-2): ["1234", "4321", "4321", None],
     ("opp10", 1e-3): ["1234", "2134", "4321", "4321"],
     ("opp10", 1e-4): ["1234", "1234", "2314", "4321"],
@@ -184,7 +184,7 @@ A2_LAM = {"opp10": OPP_LAM, "opp30": np.array([1.0, 0.9, 0.8, 0.7]), "equal": np
 
 
 @pytest.mark.parametrize("preset, eps", list(A2))
-def test_spec_a2_order_table(preset, eps):
+def test_learning_order_table(preset, eps):
     for depth, expected in zip((1, 2, 3, 5), A2[(preset, eps)]):
         if expected is None:
             with pytest.raises(ValueError, match="undefined"):
@@ -250,7 +250,7 @@ def test_claim_8_scale_laws(depth):
     [(2, 1e-2, 0.991, 3), (2, 1e-4, 1.00002, 5), (2, 1e-6, 1.0000000, 6), (5, 1e-2, 0.817, 3), (5, 1e-4, 0.99993, 5)],
 )
 def test_claim_6_exact_over_laurent_sum(depth, eps, expected, digits):
-    """spec §7.2: exact / Laurent sum at λ = 1, ρ = 0.6 (the spec prints 1.0000000 for 1.00000005)."""
+    """docs/theory.md, JEPA critical time: exact / Laurent sum at λ = 1, ρ = 0.6 (1.00000005 at L = 2, ε = 1e-6)."""
     exact = critical_time("jepa", 1.0, 0.6, depth, eps)
     ratio = exact / critical_time_expansion("jepa", 1.0, 0.6, depth, eps, terms="sum")
     assert ratio == pytest.approx(expected, abs=0.5 * 10.0**-digits)
@@ -267,7 +267,7 @@ def test_full_expansion_converges_like_eps_to_the_one_over_l(objective, depth):
     assert paper == pytest.approx(depth * critical_time_expansion(objective, 1.0, 0.6, depth, 1e-4))
 
 
-def test_expansion_terms_match_the_spec_formulas():
+def test_expansion_terms_match_the_documented_formulas():
     lam, rho, depth, eps = 1.5, 0.6, 3, 1e-4
     n = np.arange(1, 2 * depth)
     paper_sum = np.sum(1 / (n * rho ** (2 * depth - n - 1) * eps ** (n / depth))) / lam
@@ -326,12 +326,6 @@ def test_init_above_the_fixed_point_relaxes_down_to_it(objective):
     assert critical_time(objective, 1.0, rho, depth, eps) == 0.0
 
 
-def test_tables_are_self_checked():
-    for objective in ("jepa", "mae"):
-        for depth in (1, 2, 4):
-            assert _inverse_table(objective, depth).max_error <= 1e-11
-
-
 BAD_INPUTS = [
     (dict(objective="vicreg"), "objective"),
     (dict(depth=0), "depth"),
@@ -384,3 +378,9 @@ def test_more_bad_inputs():
         trajectory("jepa", 1.0, 0.5, 1, 1e-320, [1.0])
     with pytest.raises(ValueError, match="wbar"):
         amplitude_rate("jepa", -0.1, 1.0, 0.5, 2)
+
+
+def test_format_order_is_one_based_with_never_learned_in_brackets():
+    assert format_order([3, 2, 1, 0]) == "4321"
+    assert format_order(np.array([1, 0]), sep=" ") == "2 1"
+    assert format_order([0, 2], never=[1, 3]) == "13 (24 not learned)"

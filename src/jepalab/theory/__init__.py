@@ -1,7 +1,8 @@
 """Exact per-feature dynamics of deep linear JEPA and MAE (Littwin et al., NeurIPS 2024).
 
 numpy in, numpy out, broadcasting like scipy. See ``docs/theory.md`` for the model, the ODEs, the closed
-forms and the time units.
+forms, their derivations and the time units. Modules: ``dynamics`` (the API), ``closed_form`` (the exact
+antiderivative), ``inverse`` (its inversion for trajectories), ``_checks`` (argument validation).
 """
 
 from jepalab.theory.dynamics import (
@@ -11,6 +12,7 @@ from jepalab.theory.dynamics import (
     critical_time,
     critical_time_expansion,
     fixed_point,
+    format_order,
     learning_order,
     trajectory,
 )
@@ -22,6 +24,7 @@ __all__ = [
     "critical_time",
     "critical_time_expansion",
     "fixed_point",
+    "format_order",
     "learning_order",
     "trajectory",
 ]
