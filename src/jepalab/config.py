@@ -186,7 +186,8 @@ def _check_range(value: Any, name: str, metadata: typing.Mapping[str, Any]) -> N
     if value is None:
         return
     choices = metadata.get("choices")
-    if choices is not None and value not in choices:
+    items = value if isinstance(value, (list, tuple)) else (value,)  # a list field: each item from the choices
+    if choices is not None and any(item not in choices for item in items):
         raise ConfigError(f"{name} must be one of {list(choices)}; got {value!r}")
     bounds = [
         ("ge", lambda v, b: v >= b, ">="),

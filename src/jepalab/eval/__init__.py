@@ -3,7 +3,7 @@
 Never imports training code. Definitions, defaults and pitfalls: ``docs/evaluation.md`` and metrics.md.
 """
 
-from jepalab.eval.collapse import collapse_diagnostics, token_spread
+from jepalab.eval.collapse import COLLAPSE_RANK_SHARE, collapse_diagnostics, is_collapsed, token_spread
 from jepalab.eval.decode import DecodingResult, distractor_r2
 from jepalab.eval.knn import KnnResult, knn_accuracy, knn_scores, knn_sweep
 from jepalab.eval.probe import (
@@ -34,6 +34,7 @@ from jepalab.eval.subspace import (
 )
 
 __all__ = [
+    "COLLAPSE_RANK_SHARE",
     "LOGISTIC_GRID",
     "PROBE_METHODS",
     "PROTOCOL",
@@ -51,6 +52,7 @@ __all__ = [
     "collapse_diagnostics",
     "distractor_r2",
     "fit_pixel_pca",
+    "is_collapsed",
     "knn_accuracy",
     "knn_scores",
     "knn_sweep",

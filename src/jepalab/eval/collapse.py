@@ -11,7 +11,16 @@ import numpy as np
 from jepalab.eval._arrays import as_matrix, positive, to_numpy
 from jepalab.eval.spectral import rankme
 
-__all__ = ["collapse_diagnostics", "token_spread"]
+__all__ = ["COLLAPSE_RANK_SHARE", "collapse_diagnostics", "is_collapsed", "token_spread"]
+
+COLLAPSE_RANK_SHARE = 0.05
+"""A representation counts as collapsed when its centred RankMe is below this share of its width (docs/pretraining.md:
+below it the embeddings of different images vary along only a few directions; a random ViT sits above it)."""
+
+
+def is_collapsed(rankme_centred: float, dim: int, share: float = COLLAPSE_RANK_SHARE) -> bool:
+    """True when the centred RankMe is below ``share`` × ``dim`` or not finite (NaN/inf features)."""
+    return not (np.isfinite(rankme_centred) and rankme_centred >= share * dim)
 
 
 def collapse_diagnostics(z: object, dead_ratio: float = 0.01, rankme_eps: float = 1e-7) -> dict[str, float]:

@@ -77,11 +77,13 @@ def knn_accuracy(
     *,
     num_classes: int | None = None,
     exclude_self: bool = False,
+    centre: bool = False,
     chunk_elements: int = KNN_CHUNK_ELEMENTS,
 ) -> KnnResult:
-    """Top-1 (and top-5) accuracy of the weighted cosine kNN classifier; pass ``num_classes`` explicitly on subsets."""
+    """Top-1 (and top-5) accuracy of the weighted cosine kNN classifier; pass ``num_classes`` explicitly on subsets.
+    ``centre=True`` subtracts the training rows' mean from both sets first (cosine of centred features)."""
     return knn_sweep(train_x, train_y, test_x, test_y, (k,), temperature, num_classes=num_classes,
-                     exclude_self=exclude_self, chunk_elements=chunk_elements)[0]
+                     exclude_self=exclude_self, centre=centre, chunk_elements=chunk_elements)[0]
 
 
 def knn_sweep(
@@ -94,10 +96,13 @@ def knn_sweep(
     *,
     num_classes: int | None = None,
     exclude_self: bool = False,
+    centre: bool = False,
     chunk_elements: int = KNN_CHUNK_ELEMENTS,
 ) -> tuple[KnnResult, ...]:
-    """``knn_accuracy`` for every k in ``ks`` from one pass over the similarities (DINO reports 10, 20, 100, 200)."""
-    train, labels, test, classes = _check_inputs(train_x, train_y, test_x, num_classes, exclude_self)
+    """``knn_accuracy`` for every k in ``ks`` from one pass over the similarities (DINO reports 10, 20, 100, 200).
+    ``centre=True``: cosine similarities of features minus the training mean, so a large mean shared by every
+    image (common in ViT tokens) does not make all images look alike."""
+    train, labels, test, classes = _check_inputs(train_x, train_y, test_x, num_classes, exclude_self, centre)
     y_test, _ = as_labels("test_y", test_y, test.shape[0], classes)
     temperature = positive("temperature", temperature)
     used = _usable_ks(ks, train.shape[0], exclude_self)
@@ -115,7 +120,8 @@ def knn_sweep(
 
 
 def _check_inputs(
-    train_x: object, train_y: object, query_x: object, num_classes: int | None, exclude_self: bool
+    train_x: object, train_y: object, query_x: object, num_classes: int | None, exclude_self: bool,
+    centre: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     train = as_matrix("train_x", train_x)
     query = as_matrix("test_x", query_x)
@@ -125,6 +131,9 @@ def _check_inputs(
         same_rows("train_x", train, "test_x (the training set itself when exclude_self=True)", query)
         if train.shape[0] < 2:
             raise ValueError("exclude_self=True needs at least 2 training rows")
+    if centre:
+        mean = train.mean(axis=0)
+        train, query = train - mean, query - mean
     return _unit_rows(train), labels, _unit_rows(query), classes
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,19 @@ from jepalab.vision.commands import split_config
 
 def _eval(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
-    from jepalab.report.run_eval import EvalSettings, eval_table, evaluate_run
+    from jepalab.vision.evaluation import EvalSettings, eval_table, evaluate_run, readout_table
     from jepalab.vision.distributed import resolve_device
 
     settings = load_config(EvalSettings, None, args.set)
+    if args.readout is not None:
+        settings = replace(settings, readout=args.readout)
     result = evaluate_run(args.run, args.checkpoint, settings, resolve_device(args.device))
     print(eval_table(result))
     print(f"protocol: {result['checkpoints'][-1]['probe_protocol']}")
-    print(f"wrote {Path(args.run) / 'eval.json'} and eval.csv")
+    if result["readouts"]:
+        print("\nread-outs (kNN and RankMe centred; 'unc.' = uncentred):")
+        print(readout_table(result))
+    print(f"wrote {Path(args.run) / 'eval.json'}, eval.csv and eval_readouts.csv")
     return 0
 
 
@@ -143,6 +149,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("run", help="pretraining run folder")
     e.add_argument("--checkpoint", default="last", help="last (default), all, or a step number")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    e.add_argument("--readout", default=None, choices=("mean", "last4", "grid2"),
+                   help="read-out of the headline metrics (default mean); the read-out table lists every one")
     e.add_argument("set", nargs="*", metavar="key=value",
                    help="evaluation settings: train_images, test_images, probe, lidar_images, lidar_views, "
                         "subspace_share, seed, batch_size")

@@ -1,5 +1,5 @@
 """Real-image experiments (``jepalab experiment NAME``): I-JEPA versus MAE with the same encoder, the same number of
-steps and images, evaluated by :mod:`jepalab.report.run_eval`; every verdict comes from a rule in this module.
+steps and images, evaluated by :mod:`jepalab.vision.evaluation`; every verdict comes from a rule in this module.
 
 - ``noisy-features``: clean and noisy Fashion-MNIST (several distractor strengths). Claim (Littwin et al. 2024 on
   real data, our protocol): as the distractor grows, MAE's representation takes it up (distractor R² above its
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jepalab.config import config_to_dict, from_dict, load_config, param
-from jepalab.report.run_eval import EvalSettings, evaluate_run
+from jepalab.vision.evaluation import EvalSettings, evaluate_run
 from jepalab.rundir import save_figure, write_csv, write_json
 from jepalab.vision.config import PretrainConfig
 from jepalab.vision.distributed import resolve_device

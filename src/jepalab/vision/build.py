@@ -20,7 +20,8 @@ def build_encoder(cfg: PretrainConfig, channels: int, seed: int | None = None) -
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed if seed is None else seed)
         return ViT(cfg.data.image_size, cfg.model.patch_size, channels, size.dim, size.depth, size.heads,
-                   size.mlp_ratio, cls_token=cfg.method == "mae" and cfg.mae.cls_token, init=cfg.method)
+                   size.mlp_ratio, cls_token=cfg.method == "mae" and cfg.mae.cls_token, init=cfg.method,
+                   content_share=cfg.model.content_share)
 
 
 def build_method(cfg: PretrainConfig, channels: int) -> IJEPA | MAE:

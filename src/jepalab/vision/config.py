@@ -29,6 +29,9 @@ class ModelConfig:
     dim: int | None = param(None, ge=4, help="width (default from size)")
     depth: int | None = param(None, ge=1, help="blocks (default from size)")
     heads: int | None = param(None, ge=1, help="attention heads (default from size)")
+    content_share: float | None = param(0.38, gt=0, lt=1, help="token content share at init: sets the patch "
+                                        "projection's init std (0.38 = official ViT-B/16 at 224 px); null keeps the "
+                                        "method's own init")
 
     def resolved(self) -> ViTSize:
         """The size after overrides."""
@@ -57,7 +60,8 @@ class IJEPAConfig:
     predictor_depth: int = param(6, ge=1, help="predictor blocks (official: 6; 12 for ViT-H)")
     predictor_heads: int | None = param(None, ge=1, help="predictor heads (official: the encoder's)")
     loss: str = param("smooth_l1", choices=("smooth_l1", "l2"), help="smooth_l1 (official code) or l2 (paper)")
-    ema: tuple[float, float] = param((0.996, 1.0), ge=0, le=1, help="EMA momentum, linear from first to second")
+    ema: tuple[float, float] = param((0.996, 1.0), ge=0, le=1, help="EMA momentum, linear from first to second; "
+                                     "the run's EMA mass Σ(1 − m) is printed by --dry-run")
 
 
 @dataclass
@@ -77,9 +81,13 @@ class OptimConfig:
     """AdamW with warm-up + cosine learning rate and cosine weight decay; empty values = the method's recipe."""
 
     epochs: int = param(100, ge=1, help="passes over the training split")
-    warmup_epochs: float = param(10.0, ge=0, help="linear learning-rate warm-up")
+    warmup_epochs: float | None = param(None, ge=0, help="linear learning-rate warm-up in epochs (or warmup_fraction)")
+    warmup_fraction: float | None = param(None, ge=0, lt=1, help="warm-up as a share of the run (default 0.1 when "
+                                          "warmup_epochs is empty too)")
     global_batch: int = param(128, ge=1, help="images per optimiser step over all ranks (per rank = this / ranks)")
-    lr: float | None = param(None, gt=0, help="peak lr (I-JEPA 1e-3; MAE 1.5e-4·global_batch/256)")
+    lr: float | None = param(None, gt=0, help="peak lr (default: base_lr · global_batch / 256, or the recipe's)")
+    base_lr: float | None = param(None, gt=0, help="peak lr per 256 images, lr = base_lr · global_batch / 256 (MAE "
+                                  "rule; recipe: MAE 1.5e-4, I-JEPA a fixed lr of 1e-3)")
     start_lr: float | None = param(None, ge=0, help="lr at step 0 (I-JEPA 2e-4; MAE 0)")
     final_lr: float | None = param(None, ge=0, help="lr at the end (I-JEPA 1e-6; MAE 0)")
     weight_decay: float | None = param(None, ge=0, help="weight decay at step 0 (I-JEPA 0.04; MAE 0.05)")
@@ -123,6 +131,8 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         o = self.optim
+        if o.lr is None and o.base_lr is not None:
+            o.lr = o.base_lr * o.global_batch / 256
         if self.method == "ijepa":
             recipe = {"lr": 1e-3, "start_lr": 2e-4, "final_lr": 1e-6, "weight_decay": 0.04,
                       "final_weight_decay": 0.4, "betas": (0.9, 0.999)}
@@ -132,7 +142,9 @@ class PretrainConfig:
         for name, value in recipe.items():
             if getattr(o, name) is None:
                 setattr(o, name, value)
-        if o.warmup_epochs > o.epochs:
+        if o.warmup_epochs is not None and o.warmup_fraction is not None:
+            raise ValueError("set optim.warmup_epochs or optim.warmup_fraction, not both")
+        if o.warmup_epochs is not None and o.warmup_epochs > o.epochs:
             raise ValueError(f"optim.warmup_epochs ({o.warmup_epochs}) exceeds optim.epochs ({o.epochs})")
         size = self.model.resolved()
         if size.dim % size.heads or size.dim % 4:
@@ -152,6 +164,13 @@ class PretrainConfig:
                                  f"({self.mae.decoder_heads}) and by 4")
             if int(self.grid[0] * self.grid[1] * (1 - self.mae.mask_ratio)) < 1:
                 raise ValueError(f"mae.mask_ratio {self.mae.mask_ratio} leaves no visible patch")
+
+    def warmup_steps(self, steps_per_epoch: int) -> int:
+        """Warm-up steps: ``warmup_epochs`` × steps per epoch, else ``warmup_fraction`` (default 0.1) of the run."""
+        o = self.optim
+        if o.warmup_epochs is not None:
+            return round(o.warmup_epochs * steps_per_epoch)
+        return round((0.1 if o.warmup_fraction is None else o.warmup_fraction) * o.epochs * steps_per_epoch)
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -12,9 +12,13 @@ from jepalab.vision.ijepa import IJEPA
 from jepalab.vision.mae import MAE
 from jepalab.vision.vit import ViT
 
-__all__ = ["POOLINGS", "collapse_report", "encode", "pool"]
+__all__ = ["POOLINGS", "READOUTS", "collapse_report", "encode", "pool"]
 
-POOLINGS = ("mean", "cls", "tokens")
+POOLINGS = ("mean", "cls", "tokens", "last4", "grid2")
+READOUTS = ("mean", "last4", "grid2")
+"""Pooled read-outs compared by ``jepalab eval``: "mean" of the final patch tokens (d), "last4" the means of the last
+four blocks concatenated (4·d; I-JEPA/DINO linear evaluation), "grid2" the final tokens pooled on a 2×2 grid
+(4·d; keeps where a feature is)."""
 
 
 def pool(encoder: ViT, tokens: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -28,6 +32,10 @@ def pool(encoder: ViT, tokens: torch.Tensor, pooling: str) -> torch.Tensor:
         return tokens[:, 0]
     if pooling == "tokens":
         return encoder.patch_tokens(tokens)
+    if pooling == "grid2":
+        patches = encoder.patch_tokens(tokens)  # (B, N, d)
+        grid = patches.transpose(1, 2).reshape(patches.shape[0], -1, *encoder.grid)  # (B, d, H, W)
+        return torch.nn.functional.adaptive_avg_pool2d(grid.float(), 2).flatten(1)  # (B, 4·d), d-major
     raise ValueError(f"pooling must be one of {list(POOLINGS)}; got {pooling!r}")
 
 
@@ -38,10 +46,17 @@ def encode(encoder: ViT, images: torch.Tensor, pooling: str = "mean", batch_size
     no masking, ``batch_size`` images at a time."""
     was_training = encoder.training
     encoder.eval()
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {list(POOLINGS)}; got {pooling!r}")
     outputs = []
     for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size]
         with autocast or contextlib.nullcontext():
-            outputs.append(pool(encoder, encoder(images[start:start + batch_size]), pooling).float())
+            if pooling == "last4":  # (B, min(4, depth)·d)
+                states = encoder.hidden_states(batch, min(4, encoder.depth))
+                outputs.append(torch.cat([pool(encoder, s, "mean").float() for s in states], dim=1))
+            else:
+                outputs.append(pool(encoder, encoder(batch), pooling).float())
     encoder.train(was_training)
     return torch.cat(outputs)
 

@@ -178,7 +178,7 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
     plan = EpochPlan(len(dataset), o.global_batch, cfg.seed, info.rank, info.world)  # nor a too-small one
     run = _prepare_run_dir(cfg, out, resume, info)
     total = o.epochs * plan.steps_per_epoch
-    warmup = round(o.warmup_epochs * plan.steps_per_epoch)
+    warmup = cfg.warmup_steps(plan.steps_per_epoch)
     stop = min(total, stop_after or total)
     views = ViewSampler(cfg, dataset.size, info.rank, info.world)
 
@@ -292,7 +292,7 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
                     last = run / CHECKPOINT
                     kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
                     raise TrainingDiverged(f"training stopped: {why}; {kept} (metrics in {run / 'metrics.jsonl'}). "
-                                           "Lower optim.lr, raise optim.warmup_epochs or set optim.clip_grad.")
+                                           "Lower optim.lr, raise the warm-up or set optim.clip_grad.")
                 pending, window_start = [], now
 
             if diag_due and diag_images is not None:

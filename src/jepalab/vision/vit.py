@@ -4,6 +4,9 @@ sin-cos positions, pre-norm blocks with ``F.scaled_dot_product_attention``, fina
 Initialisation follows each method's official code: ``"ijepa"`` = truncated normal (std 0.02) for linear and
 patch weights (facebookresearch/ijepa ``helper.init_model``); ``"mae"`` = Xavier-uniform, the patch projection
 treated as a linear map, class token N(0, 0.02²) (facebookresearch/mae ``models_mae.initialize_weights``).
+``content_share`` overrides the patch projection only: small patches (4×4×1 = 16 inputs) under I-JEPA's std 0.02
+give each token a content part of variance 0.0064 next to the positions' mean square 0.5, so tokens start as
+almost pure position vectors (share 0.013; the official ViT-B/16 at 224 px has 0.38). See :func:`patch_std`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VIT_SIZES", "Block", "ViT", "ViTSize", "attend", "sincos_2d"]
+__all__ = ["POSITION_MEAN_SQUARE", "VIT_SIZES", "Block", "ViT", "ViTSize", "attend", "measure_content_share",
+           "patch_std", "sincos_2d"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,27 @@ VIT_SIZES = {
     "huge": ViTSize(1280, 32, 16),
     "giant": ViTSize(1408, 40, 16, 48 / 11),
 }
+
+
+POSITION_MEAN_SQUARE = 0.5
+"""Mean over tokens and dims of a sin-cos position embedding's square (each (sin, cos) pair sums to 1)."""
+
+
+def patch_std(share: float, fan_in: int) -> float:
+    """Init std σ of the patch projection that gives tokens the content share s = σ²·fan_in / (σ²·fan_in + 1/2) at
+    init on standardised inputs (unit-variance pixels): σ = √(s / (1 − s) · 0.5 / fan_in)."""
+    if not 0 < share < 1:
+        raise ValueError(f"content share must lie in (0, 1); got {share}")
+    return (share / (1 - share) * POSITION_MEAN_SQUARE / fan_in) ** 0.5
+
+
+def measure_content_share(encoder: "ViT", images: torch.Tensor) -> float:
+    """Measured content share of the tokens of normalised ``images`` (B, C, H, W): mean per-dim variance of the
+    patch projection over images and patches, over that plus the positions' mean square."""
+    with torch.no_grad():
+        content = encoder.patch_embed(images.to(encoder.pos_embed.device)).flatten(2).float()  # (B, dim, N)
+        variance = float(content.transpose(1, 2).reshape(-1, encoder.dim).var(dim=0).mean())
+    return variance / (variance + float(encoder.pos_embed.square().mean()))
 
 
 def sincos_2d(dim: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -143,7 +168,8 @@ class ViT(nn.Module):
     """
 
     def __init__(self, image_size: int | tuple[int, int], patch_size: int, in_channels: int, dim: int, depth: int,
-                 heads: int, mlp_ratio: float = 4.0, cls_token: bool = False, init: str = "ijepa"):
+                 heads: int, mlp_ratio: float = 4.0, cls_token: bool = False, init: str = "ijepa",
+                 content_share: float | None = None):
         super().__init__()
         height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
         if height % patch_size or width % patch_size:
@@ -158,6 +184,8 @@ class ViT(nn.Module):
         self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         init_weights(self, init)
+        if content_share is not None:
+            nn.init.normal_(self.patch_embed.weight, std=patch_std(content_share, in_channels * patch_size ** 2))
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)
 
@@ -179,6 +207,21 @@ class ViT(nn.Module):
         for block in self.blocks[:-1]:
             x = block(x)
         return self.norm(self.blocks[-1](x, out))
+
+    def hidden_states(self, images: torch.Tensor, last: int) -> list[torch.Tensor]:
+        """Outputs of the ``last`` blocks, each through the final LayerNorm (DINOv2 ``get_intermediate_layers``
+        with ``norm=True``): ``last`` × (B, [1 +] N, dim), the deepest last; no masking."""
+        if not 1 <= last <= self.depth:
+            raise ValueError(f"last must lie in 1..{self.depth}; got {last}")
+        x = self.embed(images)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        states = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i >= self.depth - last:
+                states.append(self.norm(x))
+        return states
 
     def patch_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Drop the class token, if any: (B, [1 +] K, dim) → (B, K, dim)."""

@@ -1,4 +1,4 @@
-"""A tiny Fashion-MNIST stand-in (IDX files with class-dependent blobs) for tests that train or evaluate."""
+"""Shared fixtures: a tiny Fashion-MNIST stand-in with linearly separable classes, for tests that train or evaluate."""
 
 from __future__ import annotations
 

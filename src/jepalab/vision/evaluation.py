@@ -1,9 +1,14 @@
-"""``jepalab eval RUN``: frozen-feature evaluation of a pretraining run's checkpoints, every number next to its two
-baselines (raw pixels and a random encoder of the same architecture), computed the same way (metrics.md §0–§6).
+"""``jepalab eval RUN``: frozen-feature evaluation of a pretraining run's checkpoints, every number next to its
+baselines (raw pixels, pixels PCA-reduced to the representation's width, and a random encoder of the same
+architecture and init), computed the same way (docs/evaluation.md).
 
-Per representation: linear probe (top-1), weighted kNN (k = 20, 200), RankMe, LiDAR on augmented views, the
-top/bottom pixel-variance subspace dependence ("our protocol", metrics.md §6) and, on a dataset with an injected
-distractor, the R² of decoding the distractor amplitude.
+Headline, per representation: linear probe (top-1), weighted kNN (k = 20, 200) and RankMe on **centred** features
+(the uncentred values are kept as ``*_uncentred``), LiDAR on augmented views, the top/bottom pixel-variance subspace
+dependence ("our protocol") and, on a dataset with an injected distractor, the R² of decoding its amplitude.
+The read-out table adds, for every read-out (:data:`~jepalab.vision.features.READOUTS`) and every encoder
+(I-JEPA: context and target), the probe, centred kNN-20 and centred RankMe of the trained and the random encoder.
+A checkpoint whose centred RankMe is below :data:`~jepalab.eval.COLLAPSE_RANK_SHARE` of its width is marked
+``collapsed``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from jepalab.data import augment, build_dataset, eval_view, sample_crops, step_g
 from jepalab.eval import (
     distractor_r2,
     fit_pixel_pca,
+    COLLAPSE_RANK_SHARE,
+    is_collapsed,
     knn_sweep,
     lidar,
     linear_probe,
@@ -31,14 +38,12 @@ from jepalab.eval import (
 )
 from jepalab.rundir import write_csv, write_json
 from jepalab.vision.checkpoint import read_checkpoint
-from jepalab.vision.embeddings import load_encoder, random_encoder
-from jepalab.vision.features import encode
+from jepalab.vision.embeddings import load_encoder, load_method, random_encoder
+from jepalab.vision.features import READOUTS, encode
 from jepalab.vision.train import CHECKPOINT, load_run_config
 from jepalab.vision.vit import ViT
 
-__all__ = ["EvalSettings", "evaluate_run", "run_checkpoints"]
-
-REPRESENTATIONS = ("encoder", "random", "pixels")
+__all__ = ["EvalSettings", "eval_table", "evaluate_run", "readout_table", "run_checkpoints"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,11 @@ class EvalSettings:
     subspace_share: float = param(0.9, gt=0, lt=1, help="cumulative pixel-variance share of the top subspace")
     seed: int = param(0, ge=0, help="seeds subsets, views and random encoders")
     batch_size: int = param(512, ge=1, help="images per encoder forward")
+    readout: str = param("mean", choices=READOUTS, help="read-out of the headline metrics: mean (final tokens), "
+                         "last4 (last 4 blocks concatenated) or grid2 (2×2 pooled token grid)")
+    readouts: tuple[str, ...] = param(READOUTS, choices=READOUTS, help="read-outs of the read-out table ([] none)")
+    encoder: str = param("auto", choices=("auto", "target", "context"),
+                         help="I-JEPA encoder of the headline metrics (auto: target, the paper's evaluation)")
 
 
 def run_checkpoints(run: str | Path, which: str = "last") -> list[Path]:
@@ -96,27 +106,48 @@ def _views(images: torch.Tensor, image_size: int, mean: tuple[float, ...], std: 
     return augment(repeated, boxes, flips, image_size, mean, std), np.repeat(np.arange(n), views)
 
 
+def _light_metrics(train: np.ndarray, test: np.ndarray, train_y: np.ndarray, test_y: np.ndarray,
+                   settings: EvalSettings, classes: int) -> dict[str, Any]:
+    """Probe, weighted kNN (k = 20, 200) and RankMe of one representation, kNN and RankMe centred and not."""
+    probe = linear_probe(train, train_y, test, test_y, settings.probe, num_classes=classes, seed=settings.seed)
+    out: dict[str, Any] = {"probe": probe.accuracy, "probe_protocol": str(probe)}
+    for centre, suffix in ((True, ""), (False, "_uncentred")):
+        for r in knn_sweep(train, train_y, test, test_y, (20, 200), num_classes=classes, centre=centre):
+            out[f"knn{r.k}{suffix}"] = r.accuracy
+    out.update(rankme=rankme(test, centre=True), rankme_uncentred=rankme(test), dim=int(test.shape[1]))
+    return out
+
+
 def _metrics(features: dict[str, np.ndarray], train_y: np.ndarray, test_y: np.ndarray, lidar_groups: np.ndarray,
              amplitude: np.ndarray | None, settings: EvalSettings, classes: int) -> dict[str, Any]:
     """Every read-out of one representation from its features of the train/test/view/subspace images."""
-    probe = linear_probe(features["train"], train_y, features["test"], test_y, settings.probe, num_classes=classes,
-                         seed=settings.seed)
-    knn = {f"knn{r.k}": r.accuracy for r in knn_sweep(features["train"], train_y, features["test"], test_y, (20, 200),
-                                                  num_classes=classes)}
+    out = _light_metrics(features["train"], features["test"], train_y, test_y, settings, classes)
     spread = lidar(features["views"], lidar_groups)
     subspace = subspace_dependence(features["test"], features["top"], features["bottom"], test_y, probe="ridge",
                                    num_classes=classes, seed=settings.seed)
-    out: dict[str, Any] = {
-        "probe": probe.accuracy, "probe_protocol": str(probe), **knn, "rankme": rankme(features["test"]),
-        "lidar": spread.value, "lidar_degenerate": spread.degenerate, "dim": int(features["test"].shape[1]),
+    out.update({
+        "lidar": spread.value, "lidar_degenerate": spread.degenerate,
         "top_probe": subspace.probes["top"].accuracy, "bottom_probe": subspace.probes["bottom"].accuracy,
         "cca_top": subspace.similarity["mean_cca"]["top"], "cca_bottom": subspace.similarity["mean_cca"]["bottom"],
         "cca_delta": subspace.delta("mean_cca"), "cka_top": subspace.similarity["cka"]["top"],
         "cka_bottom": subspace.similarity["cka"]["bottom"], "cka_delta": subspace.delta("cka"),
-    }
+    })
     if amplitude is not None:
         out["distractor_r2"] = distractor_r2(features["test"], amplitude, seed=settings.seed).r2
     return out
+
+
+def _pca_features(pixels: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarray]:
+    """Pixels projected on their top ``dim`` principal directions (fitted on the training images)."""
+    pca = fit_pixel_pca(pixels["train"].astype(np.float64))
+    basis = pca.components[:, :min(dim, pca.components.shape[1])]
+    return {key: ((value - pca.mean) @ basis).astype(np.float32) for key, value in pixels.items()}
+
+
+def _encoders(method: torch.nn.Module) -> dict[str, ViT]:
+    """The trained encoders a read-out table shows: I-JEPA context and target, MAE its encoder."""
+    target = getattr(method, "target_encoder", None)
+    return {"context": method.encoder, "target": target} if target is not None else {"encoder": method.encoder}
 
 
 def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettings | None = None,
@@ -159,36 +190,63 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     amplitude = test_set.info["amplitude"].numpy() if "amplitude" in test_set.info else None
     classes = len(train_set.classes)
 
-    def features_of(encoder: ViT | None) -> dict[str, np.ndarray]:
-        if encoder is None:
-            return {key: value.flatten(1).numpy() for key, value in images.items()}
+    def features_of(encoder: ViT, readout: str, parts: tuple[str, ...] = tuple(images)) -> dict[str, np.ndarray]:
         encoder = encoder.to(device)
-        return {key: encode(encoder, value.to(device), "mean", settings.batch_size).cpu().numpy()
-                for key, value in images.items()}
+        return {key: encode(encoder, images[key].to(device), readout, settings.batch_size).cpu().numpy()
+                for key in parts}
 
+    def full(features: dict[str, np.ndarray]) -> dict[str, Any]:
+        return _metrics(features, train_y, test_y, groups, amplitude, settings, classes)
+
+    def light(features: dict[str, np.ndarray]) -> dict[str, Any]:
+        return _light_metrics(features["train"], features["test"], train_y, test_y, settings, classes)
+
+    headline = settings.readout
+    pixels = {key: value.flatten(1).numpy() for key, value in images.items()}
+    baseline = random_encoder(run, seed=settings.seed)
     result: dict[str, Any] = {
         "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
-        "settings": vars(settings).copy(),
-        "protocol": {"features": "I-JEPA: target encoder; MAE: encoder on all patches; mean of patch tokens; centre "
-                                 "view, no masking", "subspace": f"our protocol (metrics.md §6), f = "
-                                                                 f"{settings.subspace_share}, PCA rank {copies.rank}",
+        "settings": vars(settings).copy(), "readout": headline,
+        "protocol": {"features": f"I-JEPA: {'target' if settings.encoder == 'auto' else settings.encoder} encoder; "
+                                 f"MAE: encoder on all patches; read-out {headline!r}; centre view, no masking",
+                     "knn_rankme": "centred features (training mean subtracted); *_uncentred without",
+                     "subspace": f"our protocol, f = {settings.subspace_share}, PCA rank {copies.rank}",
                      "lidar": f"{settings.lidar_images} test images × {settings.lidar_views} views (random resized "
                               "crop 0.3–1, flip)",
-                     "distractor_r2": "5-fold cross-validated ridge R² of the per-image amplitude (test images)"},
-        "baselines": {}, "checkpoints": []}
-    bar = tqdm(total=len(paths) + 2, disable=not progress, desc=f"eval {run.name}", unit="repr")
-    result["baselines"]["pixels"] = _metrics(features_of(None), train_y, test_y, groups, amplitude, settings, classes)
+                     "distractor_r2": "5-fold cross-validated ridge R² of the per-image amplitude (test images)",
+                     "collapse": f"collapsed = centred RankMe < {COLLAPSE_RANK_SHARE:g} × width"},
+        "baselines": {}, "checkpoints": [], "readouts": []}
+    trained = _encoders(load_method(run, paths[-1])[0])
+    units = len(paths) + 3 + len(settings.readouts) * (len(trained) + 1)
+    bar = tqdm(total=units, disable=not progress, desc=f"eval {run.name}", unit="repr")
+    result["baselines"]["pixels"] = full(pixels)
     bar.update()
-    baseline = random_encoder(run, seed=settings.seed)
-    result["baselines"]["random"] = _metrics(features_of(baseline), train_y, test_y, groups, amplitude, settings,
-                                             classes)
+    random_features = features_of(baseline, headline)
+    result["baselines"]["random"] = full(random_features)
+    bar.update()
+    result["baselines"]["pixels_pca"] = full(_pca_features(pixels, random_features["train"].shape[1]))
     bar.update()
     for path in paths:
-        encoder = load_encoder(run, "auto", path)
-        metrics = _metrics(features_of(encoder), train_y, test_y, groups, amplitude, settings, classes)
+        encoder = load_encoder(run, settings.encoder, path)
+        metrics = full(features_of(encoder, headline))
+        metrics["collapsed"] = is_collapsed(metrics["rankme"], metrics["dim"])
         result["checkpoints"].append({"step": encoder.run_info["step"], "checkpoint": path.name,
                                       "encoder": encoder.run_info["encoder"], **metrics})
         bar.update()
+    step = result["checkpoints"][-1]["step"]
+    for readout in settings.readouts:
+        for name, encoder in [*trained.items(), ("random", baseline)]:
+            metrics = light(features_of(encoder, readout, ("train", "test")))
+            metrics.pop("probe_protocol")
+            result["readouts"].append({"representation": "random init" if name == "random" else f"{name} @ {step}",
+                                       "readout": readout, **metrics,
+                                       "collapsed": is_collapsed(metrics["rankme"], metrics["dim"])})
+            bar.update()
+    for name in ("pixels", "pixels_pca"):
+        row = {k: v for k, v in result["baselines"][name].items() if k in result["readouts"][0]} \
+            if result["readouts"] else {}
+        if row:
+            result["readouts"].append({"representation": name.replace("_", " "), "readout": "pixels", **row})
     bar.close()
     write_json(run / "eval.json", result)
     rows = [{"step": "baseline", "representation": name, **{k: v for k, v in m.items() if k != "probe_protocol"}}
@@ -197,19 +255,40 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
                                                                                         "encoder")}}
              for c in result["checkpoints"]]
     write_csv(run / "eval.csv", rows)
+    if result["readouts"]:
+        write_csv(run / "eval_readouts.csv", result["readouts"])
     return result
 
 
 def eval_table(result: dict[str, Any]) -> str:
-    """Text table of an ``eval.json``: the last checkpoint next to its two baselines."""
+    """Text table of an ``eval.json``: the last checkpoint next to its baselines, read-out and encoder named."""
     last = result["checkpoints"][-1]
     columns = [("probe", "{:.2%}"), ("knn20", "{:.2%}"), ("rankme", "{:.1f}"), ("lidar", "{:.1f}"),
                ("top_probe", "{:.2%}"), ("bottom_probe", "{:.2%}"), ("cca_delta", "{:+.3f}"),
                ("distractor_r2", "{:.3f}")]
     columns = [(k, f) for k, f in columns if k in last]
-    lines = [f"{'representation':<22}" + "".join(f"{k:>14}" for k, _ in columns)]
-    rows = [(f"{result['method']} step {last['step']}", last),
+    readout = result.get("readout", "mean")
+    lines = [f"headline read-out: {readout!r}, {last['encoder']} encoder; kNN and RankMe on centred features",
+             f"{'representation':<28}" + "".join(f"{k:>13}" for k, _ in columns)]
+    flag = " (COLLAPSED)" if last.get("collapsed") else ""
+    rows = [(f"{result['method']} step {last['step']}{flag}", last),
             ("random init (same arch)", result["baselines"]["random"]), ("raw pixels", result["baselines"]["pixels"])]
+    if "pixels_pca" in result["baselines"]:
+        rows.append((f"pixels PCA to {result['baselines']['pixels_pca']['dim']}", result["baselines"]["pixels_pca"]))
     for name, metrics in rows:
-        lines.append(f"{name:<22}" + "".join(f"{f.format(metrics[k]):>14}" for k, f in columns))
+        lines.append(f"{name:<28}" + "".join(f"{f.format(metrics[k]):>13}" for k, f in columns))
+    return "\n".join(lines)
+
+
+def readout_table(result: dict[str, Any]) -> str:
+    """Text table of the read-out rows: probe, centred kNN-20 and centred RankMe per representation and read-out."""
+    if not result.get("readouts"):
+        return ""
+    lines = [f"{'representation':<22}{'read-out':>10}{'dim':>6}{'probe':>9}{'kNN-20':>9}{'RankMe':>9}"
+             f"{'kNN-20 unc.':>13}{'RankMe unc.':>13}"]
+    for row in result["readouts"]:
+        flag = "  collapsed" if row.get("collapsed") else ""
+        lines.append(f"{row['representation']:<22}{row['readout']:>10}{row['dim']:>6}{row['probe']:>9.2%}"
+                     f"{row['knn20']:>9.2%}{row['rankme']:>9.1f}{row['knn20_uncentred']:>13.2%}"
+                     f"{row['rankme_uncentred']:>13.1f}{flag}")
     return "\n".join(lines)

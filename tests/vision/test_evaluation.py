@@ -10,7 +10,7 @@ import pytest
 
 from jepalab.cli import main
 from jepalab.config import from_dict
-from jepalab.report.run_eval import EvalSettings, evaluate_run, run_checkpoints
+from jepalab.vision.evaluation import EvalSettings, evaluate_run, run_checkpoints
 from jepalab.vision.config import PretrainConfig
 from jepalab.vision.train import pretrain
 
@@ -28,18 +28,44 @@ def tiny_run(tiny_fmnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return pretrain(cfg, tmp_path_factory.mktemp("runs") / "mae")
 
 
-def test_eval_writes_results_with_both_baselines(tiny_run: Path) -> None:
+def test_eval_writes_results_with_every_baseline_and_readout(tiny_run: Path) -> None:
     result = evaluate_run(tiny_run, "all", SETTINGS, progress=False)
     assert [c["step"] for c in result["checkpoints"]] == [4, 8]
-    for name in ("pixels", "random"):
+    for name in ("pixels", "random", "pixels_pca"):
         baseline = result["baselines"][name]
         assert 0.0 <= baseline["probe"] <= 1.0 and baseline["rankme"] > 0
+        assert {"knn20", "knn20_uncentred", "rankme_uncentred"} <= set(baseline)
     assert result["baselines"]["pixels"]["dim"] == 784
-    assert result["checkpoints"][-1]["dim"] == 32
+    assert result["baselines"]["pixels_pca"]["dim"] == result["checkpoints"][-1]["dim"] == 32
     assert result["baselines"]["pixels"]["probe"] > 0.5  # the stand-in's classes are linearly separable
     assert "distractor_r2" not in result["checkpoints"][-1]  # clean data: no distractor read-out
+    assert result["checkpoints"][-1]["collapsed"] in (True, False)
     assert json.loads((tiny_run / "eval.json").read_text())["method"] == "mae"
-    assert (tiny_run / "eval.csv").read_text().count("\n") == 2 + 2 + 1  # header + 2 baselines + 2 checkpoints
+    assert (tiny_run / "eval.csv").read_text().count("\n") == 1 + 3 + 2  # header + 3 baselines + 2 checkpoints
+    rows = {(r["representation"], r["readout"]): r for r in result["readouts"]}
+    assert set(rows) == {(rep, ro) for rep in ("encoder @ 8", "random init") for ro in ("mean", "last4", "grid2")} \
+        | {("pixels", "pixels"), ("pixels pca", "pixels")}
+    assert rows[("encoder @ 8", "mean")]["dim"] == 32
+    assert rows[("encoder @ 8", "last4")]["dim"] == 2 * 32  # pico: 2 blocks, so "last four" is both
+    assert rows[("random init", "grid2")]["dim"] == 4 * 32
+    assert rows[("encoder @ 8", "mean")]["probe"] == pytest.approx(result["checkpoints"][-1]["probe"])
+    assert (tiny_run / "eval_readouts.csv").read_text().count("\n") == 1 + 8
+
+
+def test_eval_of_ijepa_reads_both_encoders_and_the_chosen_readout(tiny_fmnist: Path, tmp_path: Path) -> None:
+    cfg = from_dict(PretrainConfig, {
+        "method": "ijepa", "data": {"root": str(tiny_fmnist), "image_size": 28}, "model": {"size": "pico",
+                                                                                         "patch_size": 4},
+        "ijepa": {"predictor_dim": 32, "predictor_depth": 1}, "optim": {"epochs": 1, "global_batch": 64},
+        "train": {"progress": False, "diag_every": 0, "diag_images": 64}})
+    run = pretrain(cfg, tmp_path / "ijepa")
+    settings = EvalSettings(train_images=200, test_images=100, probe="ridge", lidar_images=16, lidar_views=2,
+                            readout="grid2", readouts=("mean",), encoder="context")
+    result = evaluate_run(run, "last", settings, progress=False)
+    assert result["checkpoints"][-1]["encoder"] == "context"
+    assert result["checkpoints"][-1]["dim"] == result["baselines"]["random"]["dim"] == 4 * 32
+    assert [r["representation"] for r in result["readouts"]] == ["context @ 4", "target @ 4", "random init",
+                                                                 "pixels", "pixels pca"]
 
 
 def test_checkpoint_selection_and_errors(tiny_run: Path, tmp_path: Path) -> None:
@@ -56,7 +82,8 @@ def test_checkpoint_selection_and_errors(tiny_run: Path, tmp_path: Path) -> None
 def test_eval_and_compare_cli(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["eval", str(tiny_run), "train_images=200", "test_images=100", "probe=ridge", "lidar_images=16"]
     assert main(args) == 0
-    assert "random init (same arch)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "random init (same arch)" in out and "headline read-out: 'mean'" in out and "last4" in out
     assert main(["compare", str(tiny_run), str(tiny_run), "--out", str(tmp_path / "cmp")]) == 0
     assert (tmp_path / "cmp" / "compare.png").is_file()
     assert main(["compare", str(tmp_path)]) == 2  # no eval.json: a clean error, not a traceback
