@@ -30,6 +30,13 @@ def test_without_a_tty_updates_are_throttled_to_the_plain_interval():
     assert out.getvalue().count("\n") == 2  # the opening line and the final one
 
 
+def test_terminal_only_options_are_accepted_without_a_tty():
+    out = io.StringIO()
+    with progress_bar(total=2, file=out, dynamic_ncols=True, plain_interval=0.0) as bar:
+        bar.update(2)
+    assert "2/2" in out.getvalue() and "\r" not in out.getvalue()
+
+
 def test_disabled_bars_write_nothing():
     out = io.StringIO()
     for _ in progress_bar(range(5), file=out, disable=True):

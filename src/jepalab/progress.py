@@ -63,4 +63,5 @@ def progress_bar(
     kwargs["mininterval"] = max(float(kwargs.get("mininterval", 0.1)), plain_interval)
     kwargs["maxinterval"] = max(float(kwargs.get("maxinterval", 10.0)), plain_interval)
     kwargs.setdefault("ascii", True)
-    return _LineBar(iterable, disable=disable, file=stream, dynamic_ncols=False, **kwargs)
+    kwargs["dynamic_ncols"] = False  # no terminal to measure
+    return _LineBar(iterable, disable=disable, file=stream, **kwargs)
