@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.jepalab-installed
 DATASET_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test lint data venv clean
+.PHONY: demo test lint data browser venv clean
 
 venv: $(STAMP)
 
@@ -30,12 +30,29 @@ data:
 		echo "      train-images-idx3-ubyte(.gz) etc.; image experiments are skipped until then."; \
 	fi
 
+# Chromium for the report's real-browser test: Debian's package where apt and root are available, otherwise say how.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		echo "Chromium found: $$(command -v chromium || command -v chromium-browser)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null && echo "installed Debian's chromium") \
+		|| echo "warning: could not apt-get install chromium; the report's browser test will be skipped"; \
+	else \
+		echo "note: Chromium is not installed and this is not a root shell with apt. Install Debian's package"; \
+		echo "      'chromium' (as root: apt-get install chromium); the report's browser test is skipped until then."; \
+	fi
+
 demo: venv data
 	$(VENV)/bin/jepalab demo
 
-test: venv
+# Tests, then every benchmark script at tiny sizes (--smoke) so that none of them can rot.
+test: venv browser
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
+	@for script in benchmarks/*.py; do \
+		echo "== $(PY) $$script --smoke"; \
+		$(PY) $$script --smoke || exit 1; \
+	done
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from jepalab.rundir import atomic_write_text, environment, new_run_dir, write_csv, write_json
+from jepalab.rundir import atomic_write_text, environment, new_run_dir, output_dir, write_csv, write_json
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
@@ -37,3 +37,10 @@ def test_environment_records_versions():
     env = environment()
     assert env["packages"]["numpy"] == np.__version__
     assert env["cpu_count"] >= 1
+
+
+def test_output_dir_uses_the_given_folder_or_makes_a_new_run(tmp_path):
+    given = output_dir(tmp_path / "a" / "b", "demo")
+    assert given == tmp_path / "a" / "b" and given.is_dir()
+    fresh = output_dir(None, "demo", root=tmp_path)
+    assert fresh.parent == tmp_path and fresh.name.startswith("demo-")

@@ -20,6 +20,7 @@ __all__ = [
     "atomic_write_text",
     "environment",
     "new_run_dir",
+    "output_dir",
     "save_figure",
     "to_jsonable",
     "write_csv",
@@ -106,6 +107,14 @@ def new_run_dir(root: str | Path, prefix: str) -> Path:
         except FileExistsError:
             candidate = root / f"{prefix}-{stamp}-{n}"
             n += 1
+
+
+def output_dir(out: str | Path | None, prefix: str, root: str | Path = "runs") -> Path:
+    """``out`` (created if missing) or, when None, a new ``root/prefix-<time>`` run directory."""
+    if out is None:
+        return new_run_dir(root, prefix)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return Path(out)
 
 
 def _git_revision() -> str | None:

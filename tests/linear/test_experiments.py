@@ -5,12 +5,17 @@ import json
 
 import pytest
 
-from jepalab.linear.commands import EXPERIMENT_NAMES, register
+from jepalab.linear.commands import register
 from jepalab.linear.experiments import EXPERIMENTS, run_experiment
 
 
-def test_every_cli_name_is_an_experiment():
-    assert set(EXPERIMENT_NAMES) == set(EXPERIMENTS)
+def test_the_cli_offers_every_experiment_of_the_registry():
+    parser = argparse.ArgumentParser(prog="jepalab")
+    register(parser.add_subparsers(dest="command", required=True))
+    for name in EXPERIMENTS:
+        assert parser.parse_args(["linear", "experiment", name]).name == name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["linear", "experiment", "bogus"])
 
 
 def test_static_experiment_shows_jepa_avoiding_the_noisy_feature(tmp_path):

@@ -7,11 +7,16 @@ import pytest
 import torch
 
 from jepalab.linear import (
+    EMA,
+    Flow,
     GaussianViews,
+    Optim,
+    Sampling,
     StaticLinearModel,
     crossing_times,
     initial_parameters,
     loss_and_gradients,
+    save_result,
     train,
 )
 from jepalab.theory import critical_time, fixed_point, trajectory
@@ -133,8 +138,8 @@ def test_batched_runs_equal_individual_runs():
 
 def test_ema_with_momentum_zero_equals_stopgrad_and_momentum_changes_it():
     stop = train(PAPER, "jepa", 2, 0.05, 400, 0.1, init="gaussian")
-    ema0 = train(PAPER, "jepa", 2, 0.05, 400, 0.1, init="gaussian", target="ema", ema_momentum=0.0)
-    ema9 = train(PAPER, "jepa", 2, 0.05, 400, 0.1, init="gaussian", target="ema", ema_momentum=0.9)
+    ema0 = train(PAPER, "jepa", 2, 0.05, 400, 0.1, init="gaussian", target=EMA(0.0))
+    ema9 = train(PAPER, "jepa", 2, 0.05, 400, 0.1, init="gaussian", target=EMA(0.9))
     np.testing.assert_allclose(ema0.final_params, stop.final_params, rtol=1e-12, atol=1e-15)
     assert np.max(np.abs(ema9.final_params - stop.final_params)) > 1e-6
 
@@ -143,15 +148,15 @@ def test_ema_with_momentum_zero_equals_stopgrad_and_momentum_changes_it():
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "adamw"])
 def test_sampled_gradients_and_optimisers_learn_the_features(gradients, optimizer):
     lr = {"gd": 0.05, "momentum": 0.005, "adamw": 0.002}[optimizer]
-    result = train(PAPER, "mae", 1, 0.05, 1000, lr, gradients=gradients, batch_size=256, n_samples=4096,
+    result = train(PAPER, "mae", 1, 0.05, 1000, lr, gradients=Sampling(gradients, batch_size=256, n_samples=4096),
                    optimizer=optimizer)
     final = result.amplitude[0, -1] / result.fixed_point
     assert np.all(np.abs(final - 1) < 0.25), final
 
 
 def test_full_dataset_batch_is_deterministic_gd_on_the_empirical_loss():
-    a = train(PAPER, "mae", 1, 0.05, 200, 0.05, gradients="dataset", n_samples=100, batch_size=100)
-    b = train(PAPER, "mae", 1, 0.05, 200, 0.05, gradients="dataset", n_samples=100, batch_size=1000)
+    a = train(PAPER, "mae", 1, 0.05, 200, 0.05, gradients=Sampling("dataset", n_samples=100, batch_size=100))
+    b = train(PAPER, "mae", 1, 0.05, 200, 0.05, gradients=Sampling("dataset", n_samples=100, batch_size=1000))
     np.testing.assert_array_equal(a.final_params, b.final_params)
     pop = train(PAPER, "mae", 1, 0.05, 200, 0.05)
     assert np.max(np.abs(a.final_params - pop.final_params)) > 1e-4
@@ -166,7 +171,7 @@ def test_crossing_times_interpolates():
 
 def test_save_writes_npz_csv_and_json(tmp_path):
     result = train(PAPER, "mae", 2, 0.01, 50, 0.1, record_every=10, runs=2)
-    paths = result.save(tmp_path)
+    paths = save_result(result, tmp_path)
     assert {p.name for p in paths} == {"result.npz", "result.csv", "result_critical_times.csv", "result.json"}
     with np.load(tmp_path / "result.npz") as npz:
         np.testing.assert_array_equal(npz["amplitude"], result.amplitude)
@@ -186,14 +191,14 @@ def test_save_writes_npz_csv_and_json(tmp_path):
         ({"lr": -1.0}, "lr"),
         ({"steps": 0}, "steps"),
         ({"target": "ema", "objective": "mae"}, "target='ema'"),
-        ({"target": "ema", "ema_momentum": 1.0}, "ema_momentum"),
         ({"method": "flow", "gradients": "minibatch"}, "method='flow'"),
         ({"init": "orthogonal"}, "init"),
         ({"init": ([np.eye(4)], np.eye(4))}, "depth is 2"),
         ({"init": "balanced", "eps": [0.1, 0.2, 0.3, 0.4]}, "per-feature eps"),
         ({"optimizer": "sgd"}, "optimizer"),
         ({"record_every": 0}, "record_every"),
-        ({"solver": "euler", "method": "flow"}, "solver"),
+        ({"method": "euler"}, "method"),
+        ({"gradients": "online"}, "gradients"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
@@ -202,6 +207,16 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
         train(PAPER, args.pop("objective"), args.pop("depth"), args.pop("eps"), args.pop("steps"), args.pop("lr"),
               **args)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [(lambda: EMA(1.0), "momentum"), (lambda: EMA((0.5, 0.9, 0.99)), "momentum"), (lambda: Optim("sgd"), "optimizer"),
+     (lambda: Sampling("minibatch", batch_size=0), "batch_size"), (lambda: Flow("euler"), "solver")],
+)
+def test_bad_grouped_options_raise_value_error_naming_them(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
 
 
 def test_rotated_problem_in_its_feature_basis_matches_the_theory():
@@ -217,23 +232,23 @@ def test_rotated_problem_in_its_feature_basis_matches_the_theory():
 def test_flow_solvers_agree_and_batch_with_a_sparse_jacobian():
     kw = {"init": "balanced", "runs": 2, "seed": 2, "record_times": [0.0, 5.0, 12.0]}
     lsoda = train(PAPER, "mae", 2, 0.1, 120, 0.1, method="flow", **kw)
-    bdf = train(PAPER, "mae", 2, 0.1, 120, 0.1, method="flow", solver="BDF", rtol=1e-9, **kw)
+    bdf = train(PAPER, "mae", 2, 0.1, 120, 0.1, method=Flow("BDF", rtol=1e-9), **kw)
     np.testing.assert_array_equal(lsoda.steps, [0, 50, 120])
     np.testing.assert_allclose(bdf.final_params, lsoda.final_params, atol=1e-5)
     np.testing.assert_allclose(bdf.critical_times, lsoda.critical_times, rtol=1e-4)
 
 
-@pytest.mark.parametrize("kwargs", [{"target": "ema", "ema_momentum": (0.5, 0.9), "init": "balanced"},
-                                    {"gradients": "minibatch", "optimizer": "adamw", "batch_size": 64},
-                                    {"gradients": "dataset", "optimizer": "momentum", "n_samples": 128,
-                                     "batch_size": 32}])
+@pytest.mark.parametrize("kwargs", [{"target": EMA((0.5, 0.9)), "init": "balanced"},
+                                    {"gradients": Sampling("minibatch", batch_size=64), "optimizer": "adamw"},
+                                    {"gradients": Sampling("dataset", n_samples=128, batch_size=32),
+                                     "optimizer": Optim("momentum", momentum=0.8)}])
 def test_torch_backend_matches_numpy_backend(monkeypatch, kwargs):
     """The tensor code path (used on CUDA) run on CPU tensors gives the numpy path's numbers."""
-    import jepalab.linear.simulate as simulate
+    import jepalab.linear.simulate.training as training
 
     rotated = StaticLinearModel([1.0, 0.8, 0.6], [0.5, 0.2, 0.4], 0.1, mixing=np.eye(3) + 0.2)
     ref = train(rotated, "jepa", 2, 0.05, 150, 0.05, runs=2, **kwargs)
-    monkeypatch.setattr(simulate, "_numpy_backend", lambda device: False)
+    monkeypatch.setattr(training, "_numpy_backend", lambda device: False)
     tensors = train(rotated, "jepa", 2, 0.05, 150, 0.05, runs=2, **kwargs)
     np.testing.assert_allclose(tensors.final_params, ref.final_params, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(tensors.loss, ref.loss, rtol=1e-9)

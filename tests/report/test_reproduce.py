@@ -140,7 +140,8 @@ window.addEventListener("load", () => {
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package 'chromium')")
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed: `make browser` as root installs "
+                                             "Debian's 'chromium'")
 def test_report_renders_in_a_real_browser(tmp_path):
     report_dir = tmp_path / "report"
     reproduce(report_dir, mode="quick", progress=False, only=["theory-figure2", "theory-closed-forms"])

@@ -1,4 +1,4 @@
-"""jepalab.theory.dynamics against independent high-precision integration, closed forms and the numbers in docs/theory.md."""
+"""jepalab.theory.dynamics against high-precision integration, closed forms and the numbers in docs/theory.md."""
 
 import mpmath as mp
 import numpy as np
@@ -118,7 +118,8 @@ def test_jepa_depth_one_closed_form_critical_time():
 
 
 def test_mae_constants():
-    # docs/theory.md, MAE critical time: L = 1, λ = 1, ρ = 0.6, p = ½ gives ln(1/ε) − 0.80472; L = 2 gives 1/√ε − 1.3258.
+    # docs/theory.md, "MAE critical time":
+    # L = 1, λ = 1, ρ = 0.6, p = ½ gives ln(1/ε) − 0.80472; L = 2 gives 1/√ε − 1.3258.
     assert critical_time("mae", 1.0, 0.6, 1, 1e-6) - np.log(1e6) == pytest.approx(-0.80472, abs=1e-5)
     assert critical_time("mae", 1.0, 0.6, 2, 1e-6) - 1e3 == pytest.approx(-1.3258, abs=1e-4)
 

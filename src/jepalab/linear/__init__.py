@@ -5,20 +5,26 @@ See ``docs/linear.md``. May import ``jepalab.theory``, ``jepalab.eval`` and the 
 
 from jepalab.linear.models import DynamicLinearModel, GaussianViews, StaticLinearModel
 from jepalab.linear.simulate import (
+    EMA,
     GRADIENTS,
     INITS,
     METHODS,
     OBJECTIVES,
     OPTIMIZERS,
     TARGETS,
+    Flow,
+    Optim,
+    Sampling,
     TrainResult,
     crossing_times,
     initial_parameters,
     loss_and_gradients,
+    save_result,
     train,
 )
 
 __all__ = [
+    "EMA",
     "GRADIENTS",
     "INITS",
     "METHODS",
@@ -26,11 +32,15 @@ __all__ = [
     "OPTIMIZERS",
     "TARGETS",
     "DynamicLinearModel",
+    "Flow",
     "GaussianViews",
+    "Optim",
+    "Sampling",
     "StaticLinearModel",
     "TrainResult",
     "crossing_times",
     "initial_parameters",
     "loss_and_gradients",
+    "save_result",
     "train",
 ]

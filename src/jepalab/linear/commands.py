@@ -6,16 +6,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from jepalab.rundir import new_run_dir
-
-EXPERIMENT_NAMES = ("ema", "nondiagonal", "init", "finite-sample", "static", "dynamic", "nonlinear")
-
-
-def _out_dir(args: argparse.Namespace, prefix: str) -> Path:
-    if args.out is not None:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        return Path(args.out)
-    return new_run_dir("runs", prefix)
+from jepalab.rundir import output_dir
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -25,7 +16,7 @@ def _validate(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(ValidationParams) if getattr(args, f.name, None)
                  is not None}
     params = from_dict(ValidationParams, overrides)
-    out = _out_dir(args, "linear-validate")
+    out = output_dir(args.out, "linear-validate")
     summary = validate(out, params)
     print(f"{'objective':<9} {'L':>2} {'method':<6} {'max rel err t*':>15} {'max |Δw̄|/w̄*':>14} "
           f"{'order sim':>9} {'theory':>7}  result")
@@ -43,7 +34,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _experiment(args: argparse.Namespace) -> int:
     from jepalab.linear.experiments import run_experiment
 
-    out = _out_dir(args, f"linear-{args.name}")
+    out = output_dir(args.out, f"linear-{args.name}")
     summary = run_experiment(args.name, out, seed=args.seed)
     print(summary["statement"])
     print(f"wrote {out}/{args.name}.png (+ .svg, {args.name}.csv, {args.name}.json)")
@@ -52,6 +43,8 @@ def _experiment(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``linear`` command group (``validate``, ``experiment NAME``) to the root parser."""
+    from jepalab.linear.experiments import EXPERIMENTS
+
     linear = subparsers.add_parser("linear", help="deep linear JEPA/MAE simulator: validation and experiments")
     sub = linear.add_subparsers(dest="linear_command", metavar="COMMAND", required=True)
 
@@ -71,8 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.add_argument("--tolerance", type=float, default=None, help="allowed relative critical-time error (0.01)")
     val.set_defaults(handler=_validate)
 
-    exp = sub.add_parser("experiment", help="beyond the paper: where the theory holds and where it breaks")
-    exp.add_argument("name", choices=EXPERIMENT_NAMES, help="which experiment")
+    exp = sub.add_parser("experiment", help="beyond the paper: where the theory holds and where it breaks",
+                         description="Experiments: " + "; ".join(
+                             f"{name}: {fn.__doc__.split(chr(10))[0].rstrip('.')}" for name, fn in EXPERIMENTS.items()))
+    exp.add_argument("name", choices=tuple(EXPERIMENTS), help="which experiment")
     exp.add_argument("--out", type=Path, default=None, help="output folder (default: a new runs/linear-NAME-*)")
     exp.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
     exp.set_defaults(handler=_experiment)

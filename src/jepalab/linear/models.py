@@ -2,7 +2,7 @@
 
 Every model is a zero-mean Gaussian pair (x, y) of context and target views in R^d, fully described by
 ``Σxx = E[xxᵀ]``, ``Σyx = E[yxᵀ]``, ``Σyy = E[yyᵀ]``. The static and dynamic models are *our*
-parametrisation (spec ``paper.md`` §9, marked [D] there): the paper's own parametrisation was not recovered.
+parametrisation (docs/linear.md, "Data models"): the paper's own parametrisation was not available to us.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _mixing(mixing: object, d: int) -> np.ndarray:
 
 
 class StaticLinearModel(GaussianViews):
-    """Two noisy views of one latent: x = M z + n_x, y = M z + n_y (our parametrisation, spec §9 [D]).
+    """Two noisy views of one latent: x = M z + n_x, y = M z + n_y (our parametrisation, docs/linear.md).
 
     z ~ N(0, diag(signal_var)), n_x ~ N(0, diag(context_noise_var)), n_y ~ N(0, diag(target_noise_var)),
     independent; M = ``mixing`` (default I). With M = I: λ_i = signal_var_i,
@@ -187,7 +187,7 @@ class StaticLinearModel(GaussianViews):
 
 
 class DynamicLinearModel(GaussianViews):
-    """AR(1) latent seen at consecutive times: x = M z_t + n_t, y = M z_{t+1} + n_{t+1} (ours, spec §9 [D]).
+    """AR(1) latent seen at consecutive times: x = M z_t + n_t, y = M z_{t+1} + n_{t+1} (ours, docs/linear.md).
 
     z_{t+1} = diag(a) z_t + ξ_t with ``autocorr`` a ∈ (−1, 1), Var ξ_i = ``innovation_var`` q_i², stationary
     Var z_i = q_i²/(1 − a_i²); observation noise n of variance ``obs_noise_var`` s_i², independent per frame.

@@ -11,15 +11,16 @@ import numpy as np
 from jepalab.config import param
 from jepalab.linear.models import GaussianViews
 from jepalab.linear.simulate import TrainResult, train
+from jepalab.plotting import pyplot
 from jepalab.rundir import environment, save_figure, write_csv, write_json
-from jepalab.theory import amplitude_rate, critical_time, fixed_point, learning_order, trajectory
+from jepalab.theory import amplitude_rate, critical_time, fixed_point, format_order, learning_order, trajectory
 
 __all__ = ["ValidationParams", "fastest_rate", "validate"]
 
 
 @dataclass
 class ValidationParams:
-    """The paper's diagonal setting (spec §10/§13 claim 3: the order-flip preset) and the GD step rule."""
+    """The paper's diagonal setting (the order-flip preset of Figure 2 (c)/(f)) and the GD step rule."""
 
     lam: tuple[float, ...] = param((1.0, 0.9667, 0.9333, 0.9), help="λ per feature")
     rho: tuple[float, ...] = param((0.4, 0.55, 0.7, 0.85), help="ρ per feature")
@@ -84,8 +85,8 @@ def validate(out: str | Path, params: ValidationParams | None = None) -> dict[st
                 case = {
                     "objective": objective, "depth": depth, "method": method, "lr": lr, "steps": int(result.steps[-1]),
                     "max_rel_error": float(rel.max()), "max_trajectory_deviation": float(deviation.max()),
-                    "order_sim": "".join(str(i + 1) for i in sim_order),
-                    "order_theory": "".join(str(i + 1) for i in theory_order), "order_match": same, "passed": ok,
+                    "order_sim": format_order(sim_order), "order_theory": format_order(theory_order),
+                    "order_match": same, "passed": ok,
                     "max_offdiag": float(result.offdiag.max()), "max_balance_drift": float(result.balance_drift.max()),
                 }
                 cases.append(case)
@@ -109,11 +110,7 @@ def validate(out: str | Path, params: ValidationParams | None = None) -> dict[st
 
 
 def _plot(stem: Path, curves: dict[tuple[str, int, str], tuple[np.ndarray, ...]], p: ValidationParams) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(len(p.objectives), len(p.depths), figsize=(3.2 * len(p.depths), 2.8 * len(p.objectives)),
                              squeeze=False)
     colours = plt.cm.viridis(np.linspace(0.1, 0.9, len(p.lam)))

@@ -19,7 +19,8 @@ SOURCES = ("paper", "derived here", "beyond the paper")
 
 @dataclass(frozen=True)
 class ClaimSpec:
-    """A checkable statement: ``source`` is one of SOURCES; ``provenance`` cites the paper/spec location."""
+    """A checkable statement: ``source`` is one of SOURCES; ``provenance`` cites the paper's section or figure
+    (Littwin et al. 2024) and jepalab's docs where the derivation lives."""
 
     key: str
     statement: str

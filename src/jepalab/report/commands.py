@@ -9,15 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from jepalab.rundir import new_run_dir
-from jepalab.theory import TIME_UNITS, critical_time, learning_order
-
-
-def _out_dir(args: argparse.Namespace, prefix: str) -> Path:
-    if args.out is not None:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        return Path(args.out)
-    return new_run_dir("runs", prefix)
+from jepalab.rundir import new_run_dir, output_dir
+from jepalab.theory import TIME_UNITS, critical_time, format_order, learning_order
 
 
 def _overrides(args: argparse.Namespace, params_type: type) -> dict[str, Any]:
@@ -33,7 +26,7 @@ def _overrides(args: argparse.Namespace, params_type: type) -> dict[str, Any]:
 def _figure2(args: argparse.Namespace) -> int:
     from jepalab.report.theory_figures import Figure2Params, figure2
 
-    out = _out_dir(args, "theory-figure2")
+    out = output_dir(args.out, "theory-figure2")
     summary = figure2(out, Figure2Params(**_overrides(args, Figure2Params)))
     for panel in summary["panels"]:
         print(f"{panel['objective']:>4} {panel['panel']:>8}: learned first -> last {panel['order']}")
@@ -44,7 +37,7 @@ def _figure2(args: argparse.Namespace) -> int:
 def _depth_sweep(args: argparse.Namespace) -> int:
     from jepalab.report.theory_figures import DepthSweepParams, depth_sweep
 
-    out = _out_dir(args, "theory-depth-sweep")
+    out = output_dir(args.out, "theory-depth-sweep")
     params = DepthSweepParams(**_overrides(args, DepthSweepParams))
     summary = depth_sweep(out, params)
     print(_order_table(summary["orders"], params.depths, params.eps_grid))
@@ -71,8 +64,8 @@ def _order(args: argparse.Namespace) -> int:
     for objective in ("jepa", "mae"):
         times[objective] = critical_time(objective, lam, rho, args.depth, args.eps, args.frac, args.time)
         try:
-            orders[objective] = " ".join(str(i + 1) for i in learning_order(objective, lam, rho, args.depth,
-                                                                             args.eps, args.frac))
+            orders[objective] = format_order(learning_order(objective, lam, rho, args.depth, args.eps, args.frac),
+                                             sep=" ")
         except ValueError as error:
             orders[objective] = f"undefined ({error})"
         header += f" {objective.upper() + ' t*':>16}"
@@ -89,7 +82,7 @@ def _order(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from jepalab.report.reproduce import reproduce
 
-    out = _out_dir(args, "reproduce")
+    out = output_dir(args.out, "reproduce")
     report = reproduce(out, mode=args.mode, reuse=args.reuse, resume=args.resume, seed=args.seed, only=args.parts)
     width = max(len(c["key"]) for c in report["claims"])
     for claim in report["claims"]:

@@ -9,12 +9,12 @@ from jepalab.report.claims import ClaimSpec, Finding, Part, PartContext, PartOut
 VALIDATION_CLAIMS = (
     ClaimSpec("L1", "Full-matrix deep linear networks (GD and gradient flow, aligned balanced init, StopGrad) follow "
                     "the per-feature ODEs: critical times within 1 % and identical learning orders, L = 1, 2, 3, 5.",
-              "derived here", "spec §13 claims 9–10, §14 tolerances",
-              "The reduction to per-feature ODEs is exact under the paper's init (§3–§5); no simulation tolerance is "
-              "reported."),
+              "derived here", "docs/theory.md, \"Derivations\"; docs/linear.md, \"jepalab linear validate\"",
+              "The reduction to per-feature ODEs is exact under the paper's balanced, aligned init (Littwin et al. "
+              "2024, Theorem 4.2, Eqs. 7–8); no simulation tolerance is reported."),
     ClaimSpec("L2", "Trained deep linear JEPA and MAE learn the order-flip features (λ up, ρ down) in opposite orders "
                     "wherever the theory predicts it, and at least at one depth.",
-              "paper", "Fig. 2 (c),(f); spec §13 claim 3",
+              "paper", "Littwin et al. 2024, Fig. 2 (c),(f); docs/linear.md, \"jepalab linear validate\"",
               "The learning order is inverted between the objectives (Fig. 2 c, f)."),
 )
 
@@ -22,13 +22,15 @@ GENERATIVE_CLAIMS = (
     ClaimSpec("G1", "Static linear model (two noisy views of one latent): when the high-λ feature carries context "
                     "noise, deep JEPA learns it after the clean feature once the noise is large enough; MAE does so "
                     "only at a larger noise level, if at all.",
-              "paper", "§9 static model (our parametrisation; the paper's was not recovered)",
-              "JEPA avoids noisy features in the static model; MAE does not (text, §9; numbers not recovered)."),
+              "paper", "Littwin et al. 2024, static linear model (our parametrisation: docs/linear.md, \"Data "
+                       "models\")",
+              "JEPA avoids noisy features in the static model; MAE does not (text; no numbers we could check)."),
     ClaimSpec("G2", "Dynamic (AR(1)) linear model: with observation noise on the high-variance feature, deep JEPA "
                     "learns it last once the noise is large enough; MAE does so only at a larger noise level, if at "
                     "all.",
-              "paper", "§9 dynamic model (our parametrisation; the paper's was not recovered)",
-              "JEPA prefers slow, predictable features in the dynamic model (text, §9; numbers not recovered)."),
+              "paper", "Littwin et al. 2024, dynamic linear model (our parametrisation: docs/linear.md, \"Data "
+                       "models\")",
+              "JEPA prefers slow, predictable features in the dynamic model (text; no numbers we could check)."),
 )
 
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from jepalab.progress import progress_bar
 from jepalab.report.claims import Part, PartContext, PartOutput
 from jepalab.report.render import render_html, render_markdown
 from jepalab.rundir import environment, to_jsonable, write_json
@@ -88,10 +87,10 @@ def claim_rows(parts: Sequence[Part], records: dict[str, PartRecord]) -> list[di
     for part in parts:
         record = records[part.name]
         findings = {f.key: f for f in record.output.findings}
-        for spec in part.claims:
-            row = {"key": spec.key, "statement": spec.statement, "source": spec.source,
-                   "provenance": spec.provenance, "paper_says": spec.paper_says, "part": part.name}
-            finding = findings.get(spec.key)
+        for claim in part.claims:
+            row = {"key": claim.key, "statement": claim.statement, "source": claim.source,
+                   "provenance": claim.provenance, "paper_says": claim.paper_says, "part": part.name}
+            finding = findings.get(claim.key)
             if record.status == "ok" and finding is not None:
                 row |= {"measured": finding.measured, "verdict": finding.verdict, "reason": finding.reason,
                         "figure": finding.figure, "config": finding.config, "numbers": finding.numbers}
@@ -133,8 +132,8 @@ def reproduce(
     started = time.perf_counter()
     records: dict[str, PartRecord] = {}
     todo = [p for p in parts if p.runs_in(mode, reuse_paths)]
-    bar = tqdm(total=sum(p.estimate_s.get(mode, 1.0) for p in todo), unit="s", disable=not progress,
-               bar_format="{desc:<48} {percentage:3.0f}%|{bar}| ETA {remaining}", file=sys.stderr)
+    bar = progress_bar(total=sum(p.estimate_s.get(mode, 1.0) for p in todo), unit="s", disable=not progress,
+                       bar_format="{desc:<48} {percentage:3.0f}%|{bar}| ETA {remaining}", plain_interval=0.0)
     for part in parts:
         status_path = out_dir / "parts" / part.name / "status.json"
         if not part.runs_in(mode, reuse_paths):

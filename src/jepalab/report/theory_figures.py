@@ -1,4 +1,4 @@
-"""The theory figures: the paper's Figure 2 and the depth/ε sweep of the JEPA ρ-bias (spec §10, §14 A2)."""
+"""The theory figures: the paper's Figure 2 and the depth/ε sweep of the JEPA ρ-bias (docs/theory.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure, write_csv, write_json
-from jepalab.theory import critical_time, fixed_point, learning_order, trajectory
+from jepalab.theory import critical_time, fixed_point, format_order, learning_order, trajectory
 
 OBJECTIVE_LABEL = {"jepa": "JEPA", "mae": "MAE"}
 TIME_LABEL = {"gf": "gradient-flow time t (unit lr on every parameter)", "paper": "paper time τ = L·t"}
@@ -17,7 +18,7 @@ TIME_LABEL = {"gf": "gradient-flow time t (unit lr on every parameter)", "paper"
 
 @dataclass(frozen=True)
 class Figure2Params:
-    """Parameters of Figure 2; defaults from spec §10 (the paper's own values were not recovered)."""
+    """Parameters of Figure 2; jepalab's defaults (the paper does not state its depth, ε or grids)."""
 
     depth: int = 3
     eps: float = 1e-3
@@ -55,16 +56,10 @@ def _shades(values: np.ndarray, cmap_name: str) -> list[Any]:
     return [cmap(0.35 + 0.6 * r / span) for r in ranks]
 
 
-def _order_text(order: np.ndarray) -> str:
-    return " ".join(str(i + 1) for i in order)
-
-
 def figure2(out_dir: str | Path, params: Figure2Params | None = None) -> dict[str, Any]:
     """Draw Figure 2 (JEPA row, MAE row; λ, ρ, opposite-trend columns) and write PNG, SVG, CSV and JSON."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    from matplotlib.ticker import NullFormatter
 
     params = params or Figure2Params()
     out_dir = Path(out_dir)
@@ -92,12 +87,13 @@ def figure2(out_dir: str | Path, params: Figure2Params | None = None) -> dict[st
                 )
             ax.axhline(params.frac, color="grey", ls=":", lw=1)
             ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_ylim(-0.02, 1.05)
             ax.set_title(f"({next(letters)}) {OBJECTIVE_LABEL[objective]}: {title}", fontsize=10)
             ax.set_xlabel(TIME_LABEL[params.time], fontsize=9)
             ax.set_ylabel("w̄(t) / w̄*  (encoder amplitude / fixed point)", fontsize=9)
-            ax.text(0.02, 0.95, f"learned first → last: {_order_text(order)}", transform=ax.transAxes, fontsize=9,
+            ax.text(0.02, 0.95, "learned first → last: " + format_order(order, sep=" "), transform=ax.transAxes,
+                    fontsize=9,
                     va="top", zorder=10, bbox={"facecolor": "white", "alpha": 0.9, "edgecolor": "none"})
             ax.legend(fontsize=8, loc="lower right", title="feature", title_fontsize=8)
             summary["panels"].append(
@@ -119,7 +115,7 @@ def figure2(out_dir: str | Path, params: Figure2Params | None = None) -> dict[st
 
 @dataclass(frozen=True)
 class DepthSweepParams:
-    """Parameters of the depth sweep; the order map's default grid contains the spec §14 A2 table."""
+    """Parameters of the depth sweep; the default order map contains the learning-order table of docs/theory.md."""
 
     depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     eps_grid: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
@@ -155,16 +151,14 @@ def order_map(
                 cells.append({"objective": objective, "depth": depth, "eps": eps, "order": None, "kendall_tau": None})
                 continue
             cells.append({"objective": objective, "depth": depth, "eps": eps,
-                          "order": "".join(str(i + 1) for i in order), "kendall_tau": _kendall_tau(order, lam_order)})
+                          "order": format_order(order), "kendall_tau": _kendall_tau(order, lam_order)})
     return cells
 
 
 def depth_sweep(out_dir: str | Path, params: DepthSweepParams | None = None) -> dict[str, Any]:
     """Critical-time ratio t*(ρ_low)/t*(ρ_high) over (L, ε) and the learning-order maps of the opposite preset."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    from matplotlib.ticker import NullFormatter
 
     params = params or DepthSweepParams()
     out_dir = Path(out_dir)
@@ -193,7 +187,7 @@ def depth_sweep(out_dir: str | Path, params: DepthSweepParams | None = None) -> 
     ax.plot([], [], "--", color="black", label="MAE")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks([0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0], ["0.8", "0.9", "1", "1.25", "1.5", "2", "3", "4"])
     ax.set_xlabel("initialisation scale ε (w̄(0) = ε)")
     ax.set_ylabel(f"t*(ρ = {params.rho_low:g}) / t*(ρ = {params.rho_high:g}),  λ = 1")
