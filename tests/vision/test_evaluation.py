@@ -10,8 +10,8 @@ import pytest
 
 from jepalab.cli import main
 from jepalab.config import from_dict
-from jepalab.vision.evaluation import EvalSettings, evaluate_run, run_checkpoints
 from jepalab.vision.config import PretrainConfig
+from jepalab.vision.evaluation import EvalSettings, evaluate_run, run_checkpoints
 from jepalab.vision.train import pretrain
 
 SETTINGS = EvalSettings(train_images=200, test_images=100, probe="ridge", lidar_images=16, lidar_views=2)

@@ -115,13 +115,13 @@ def _fail(message: str) -> CorruptImageError:
 
 def _decode_all(files: list[Path], size: int, channels: int, on_corrupt: str,
                 workers: int) -> tuple[torch.Tensor, list[int], list[str]]:
-    from tqdm.auto import tqdm
+    from jepalab.progress import progress_bar
 
     loader = torch.utils.data.DataLoader(_Decoder(files, size, channels), batch_size=64, num_workers=workers,
                                          collate_fn=list)
     images, kept, skipped = [], [], []
     index = 0
-    with tqdm(total=len(files), desc="decoding images", unit="img", disable=len(files) < 2000) as bar:
+    with progress_bar(total=len(files), desc="decoding images", unit="img", disable=len(files) < 2000) as bar:
         for batch in loader:
             for image, error in batch:
                 if error:

@@ -14,8 +14,8 @@ from jepalab.vision.commands import split_config
 
 def _eval(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
-    from jepalab.vision.evaluation import EvalSettings, eval_table, evaluate_run, readout_table
     from jepalab.vision.distributed import resolve_device
+    from jepalab.vision.evaluation import EvalSettings, eval_table, evaluate_run, readout_table
 
     settings = load_config(EvalSettings, None, args.set)
     if args.readout is not None:
@@ -52,10 +52,10 @@ def compare_rows(runs: list[str]) -> list[dict[str, Any]]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from jepalab.rundir import new_run_dir, save_figure, write_csv, write_json
+    from jepalab.rundir import output_dir, save_figure, write_csv, write_json
 
     rows = compare_rows(args.runs)
-    out = Path(args.out) if args.out else new_run_dir("runs", "compare")
+    out = output_dir(args.out, "compare")
     out.mkdir(parents=True, exist_ok=True)
     width = max(len(r["run"]) for r in rows) + 2
     header = f"{'run':<{width}}{'method':>7}{'step':>7}" + "".join(f"{k:>15}" for k, _ in COMPARE_COLUMNS)
@@ -66,10 +66,9 @@ def _compare(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     write_csv(out / "compare.csv", rows)
     write_json(out / "compare.json", rows)
-    import matplotlib
+    from jepalab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(rows)), 4))
     xs = range(len(rows))
@@ -94,14 +93,14 @@ def _experiment(args: argparse.Namespace) -> int:
 
     from jepalab.config import config_to_dict, from_dict, merge_dicts, parse_overrides
     from jepalab.report.image_experiments import ExperimentSettings, run_experiment
-    from jepalab.rundir import new_run_dir
+    from jepalab.rundir import output_dir
 
     base = ExperimentSettings.full() if args.full else ExperimentSettings()
     merged = merge_dicts(config_to_dict(base), parse_overrides(args.set))
     settings = from_dict(ExperimentSettings, merged)
     if args.data_dir is not None:
         settings = dataclasses.replace(settings, data_root=args.data_dir)
-    out = Path(args.out) if args.out else new_run_dir("runs", f"experiment-{args.name}")
+    out = output_dir(args.out, f"experiment-{args.name}")
     summary = run_experiment(args.name, out, settings)
     print(f"claim: {summary['claim']}")
     for name, check in summary["checks"].items():

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from jepalab.config import config_to_dict, from_dict, load_config, param
-from jepalab.vision.evaluation import EvalSettings, evaluate_run
 from jepalab.rundir import save_figure, write_csv, write_json
 from jepalab.vision.config import PretrainConfig
 from jepalab.vision.distributed import resolve_device
+from jepalab.vision.evaluation import EvalSettings, evaluate_run
 from jepalab.vision.train import CHECKPOINT, pretrain
 
 __all__ = ["EXPERIMENTS", "ExperimentSettings", "run_experiment"]
@@ -257,10 +257,9 @@ def depth_effect(out: Path, settings: ExperimentSettings, say: Callable[[str], N
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    from jepalab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     return plt
 

@@ -13,7 +13,9 @@ from jepalab.report.claims import ClaimSpec, Finding, Part, PartContext, PartOut
 IMAGE_CLAIMS = (
     ClaimSpec("R1", "On Fashion-MNIST with an injected noisy feature (large λ, small ρ), MAE's representation takes up "
                     "the distractor and loses label accuracy as its strength grows; I-JEPA's does so far less.",
-              "beyond the paper", "the paper's thesis tested on real images (spec §13: implications); our protocol",
+              "beyond the paper",
+              "the paper's thesis tested on real images (Littwin et al. 2024, abstract and discussion); our protocol "
+              "(docs/experiments.md)",
               "The paper shows this for deep linear models only; no real-image distractor experiment."),
     ClaimSpec("R2", "I-JEPA's features depend more on the low-variance (bottom) pixel subspace than MAE's.",
               "beyond the paper", "metrics.md §6 (Littwin et al. real-data comparison, unverified; Balestriero & "

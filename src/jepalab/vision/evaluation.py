@@ -20,14 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from jepalab.config import param
 from jepalab.data import augment, build_dataset, eval_view, sample_crops, step_generator
 from jepalab.eval import (
+    COLLAPSE_RANK_SHARE,
     distractor_r2,
     fit_pixel_pca,
-    COLLAPSE_RANK_SHARE,
     is_collapsed,
     knn_sweep,
     lidar,
@@ -36,6 +35,7 @@ from jepalab.eval import (
     subspace_copies,
     subspace_dependence,
 )
+from jepalab.progress import progress_bar
 from jepalab.rundir import write_csv, write_json
 from jepalab.vision.checkpoint import read_checkpoint
 from jepalab.vision.embeddings import load_encoder, load_method, random_encoder
@@ -218,7 +218,7 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
         "baselines": {}, "checkpoints": [], "readouts": []}
     trained = _encoders(load_method(run, paths[-1])[0])
     units = len(paths) + 3 + len(settings.readouts) * (len(trained) + 1)
-    bar = tqdm(total=units, disable=not progress, desc=f"eval {run.name}", unit="repr")
+    bar = progress_bar(total=units, disable=not progress, desc=f"eval {run.name}", unit="repr")
     result["baselines"]["pixels"] = full(pixels)
     bar.update()
     random_features = features_of(baseline, headline)

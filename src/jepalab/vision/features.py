@@ -10,7 +10,7 @@ import torch
 from jepalab.eval import collapse_diagnostics, token_spread
 from jepalab.vision.ijepa import IJEPA
 from jepalab.vision.mae import MAE
-from jepalab.vision.vit import ViT
+from jepalab.vision.vit import ViT, measure_content_share
 
 __all__ = ["POOLINGS", "READOUTS", "collapse_report", "encode", "pool"]
 
@@ -78,5 +78,6 @@ def collapse_report(method: IJEPA | MAE, images: torch.Tensor,
         stats["rankme_biased"] = float(stats["n"] < 4 * stats["dim"])
         stats["token_spread"] = token_spread(tokens) if bool(torch.isfinite(tokens).all()) else float("nan")
         stats["token_norm"] = float(tokens.norm(dim=-1).mean())
+        stats["content_share"] = measure_content_share(encoder, images[:256])
         report.update({f"{name}.{key}": value for key, value in stats.items()})
     return report

@@ -34,10 +34,9 @@ def _as_float(value: Any) -> float:
 
 def plot_run(run: str | Path) -> list[Path]:
     """Write ``loss.png/.svg`` and ``diagnostics.png/.svg`` into the run folder; returns the paths."""
-    import matplotlib
+    from jepalab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     run = Path(run)
     steps, diags = read_metrics(run)

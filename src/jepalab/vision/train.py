@@ -19,6 +19,8 @@ from tqdm.auto import tqdm
 
 from jepalab.config import ConfigError, config_to_dict, load_config, save_config
 from jepalab.data import BatchLoader, EpochPlan, augment, build_dataset, eval_view, step_generator
+from jepalab.eval import COLLAPSE_RANK_SHARE, is_collapsed
+from jepalab.progress import progress_bar
 from jepalab.rundir import atomic_write_text, environment, new_run_dir, write_json
 from jepalab.vision.build import build_method, parameter_counts
 from jepalab.vision.checkpoint import restore_training, save_checkpoint
@@ -30,8 +32,10 @@ from jepalab.vision.ijepa import IJEPA
 from jepalab.vision.plots import plot_run
 from jepalab.vision.schedules import cosine, linear, warmup_cosine
 from jepalab.vision.views import ViewSampler
+from jepalab.vision.vit import measure_content_share
 
-__all__ = ["CHECKPOINT", "TrainingDiverged", "load_run_config", "make_optimizer", "mask_summary", "pretrain"]
+__all__ = ["CHECKPOINT", "TrainingDiverged", "collapse_summary", "ema_mass", "load_run_config", "make_optimizer",
+           "mask_summary", "pretrain"]
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -131,17 +135,42 @@ def _truncate_metrics(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
 
+def ema_mass(cfg: PretrainConfig, total: int) -> float:
+    """Σ_s (1 − m_s) over the run's EMA momenta; the target keeps about exp(−mass) of its initialisation."""
+    return sum(1.0 - linear(step, total, *cfg.ijepa.ema) for step in range(total))
+
+
+def collapse_summary(metrics: Path) -> dict[str, Any]:
+    """From a run's diagnostics records: the encoders collapsed at the last one, the first step each collapsed
+    at, and the centred RankMe at the last record."""
+    records = [json.loads(line) for line in metrics.read_text().splitlines() if '"kind": "diag"' in line] \
+        if metrics.is_file() else []
+    first: dict[str, int] = {}
+    for record in records:
+        for name in record.get("collapsed", []):
+            first.setdefault(name, record["step"])
+    last = records[-1] if records else {}
+    return {"rule": f"centred RankMe < {COLLAPSE_RANK_SHARE:g} × width on the diagnostics batch",
+            "collapsed": last.get("collapsed", []), "first_collapse_step": first,
+            "rankme_centred_last": {k.split(".")[0]: v for k, v in last.items() if k.endswith(".rankme_centred")}}
+
+
 def _diagnostics(method: torch.nn.Module, images: torch.Tensor, cfg: PretrainConfig, mean: tuple[float, ...],
                  std: tuple[float, ...], autocast: contextlib.AbstractContextManager, log: Any, step: int,
-                 say: Any) -> None:
-    """Collapse diagnostics on the fixed probe batch after ``step`` updates: logged and summarised."""
+                 say: Any) -> list[str]:
+    """Collapse diagnostics on the fixed probe batch after ``step`` updates: logged and summarised; returns the
+    encoders that count as collapsed (centred RankMe below ``COLLAPSE_RANK_SHARE`` of the width)."""
     with torch.no_grad():
         report = collapse_report(method, eval_view(images, cfg.data.image_size, mean, std), autocast)
-    log.write(json.dumps({"kind": "diag", "step": step, **report}, allow_nan=True) + "\n")
+    collapsed = [name for name in ("target", "context", "encoder") if f"{name}.dim" in report
+                 and is_collapsed(report[f"{name}.rankme_centred"], int(report[f"{name}.dim"]))]
+    log.write(json.dumps({"kind": "diag", "step": step, **report, "collapsed": collapsed}, allow_nan=True) + "\n")
     log.flush()
-    key = "target" if isinstance(method, IJEPA) else "encoder"
-    say(f"step {step}: {key} RankMe {report[f'{key}.rankme']:.1f} of {report[f'{key}.dim']:.0f} dims, "
-        f"normalised std × √d {report[f'{key}.normalised_std_sqrt_d']:.3f}")
+    for key in ("target", "context") if isinstance(method, IJEPA) else ("encoder",):
+        say(f"step {step}: {key} centred RankMe {report[f'{key}.rankme_centred']:.1f} of {report[f'{key}.dim']:.0f} "
+            f"dims (uncentred {report[f'{key}.rankme']:.1f}), content share {report[f'{key}.content_share']:.3f}"
+            + (f"  COLLAPSED (centred RankMe < {COLLAPSE_RANK_SHARE:g} × width)" if key in collapsed else ""))
+    return collapsed
 
 
 def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = False,
@@ -196,7 +225,16 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
               "steps": {"per_epoch": plan.steps_per_epoch, "total": total, "warmup": warmup},
               "device": str(device), "precision": "bf16 autocast" if bf16 else "fp32", "compile": t.compile,
               "masks": mask_summary(cfg) if cfg.method == "ijepa" else {"ratio": cfg.mae.mask_ratio},
+              "schedules": {"lr_peak": o.lr, "warmup_steps": warmup, "warmup_share": warmup / total},
               "environment": environment()}
+    chosen = torch.randperm(len(dataset), generator=step_generator(cfg.seed, "diagnostics", 0))[:t.diag_images]
+    diag_images, _ = next(BatchLoader(dataset, device)([chosen]))  # fixed, seeded: collapse diagnostics
+    share = measure_content_share(method.encoder, eval_view(diag_images, cfg.data.image_size, dataset.mean,
+                                                            dataset.std))
+    record["content_share_init"] = share
+    if cfg.method == "ijepa":
+        mass = ema_mass(cfg, total)
+        record["schedules"].update(ema=list(cfg.ijepa.ema), ema_mass=mass, target_init_share=math.exp(-mass))
     counts = record["parameters"]
     say(f"{cfg.method}: encoder {counts['encoder'] / 1e6:.2f} M parameters, "
         + (f"predictor {counts['predictor'] / 1e6:.2f} M" if "predictor" in counts
@@ -211,6 +249,11 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
             f"{m['target_tokens_per_block']['mean']:.1f} tokens, context {m['context_tokens']['mean']:.1f} tokens "
             f"({m['context_tokens']['min']}–{m['context_tokens']['max']}, {100 * m['context_share']:.0f} % of the "
             f"grid), min_keep {m['min_keep']}, full_grid {m['full_grid']}")
+    say(f"token content share at init {share:.3f} (model.content_share {cfg.model.content_share}); lr peak "
+        f"{o.lr:.3g}, warm-up {warmup} steps ({100 * warmup / total:.0f} %)"
+        + (f"; EMA {cfg.ijepa.ema[0]:g} → {cfg.ijepa.ema[1]:g}, mass Σ(1 − m) = {record['schedules']['ema_mass']:.2f}: "
+           f"the target keeps ≈ {100 * record['schedules']['target_init_share']:.0f} % of its init"
+           if cfg.method == "ijepa" else ""))
     if info.main and not resume:
         write_json(run / "run.json", record)
     if dry_run:
@@ -229,16 +272,15 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
             method, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False)
     if t.compile:
         model = torch.compile(model)
-    diag_images = None
-    if info.main:  # a fixed, seeded probe batch for the collapse diagnostics
-        chosen = torch.randperm(len(dataset), generator=step_generator(cfg.seed, "diagnostics", 0))[:t.diag_images]
-        diag_images, _ = next(BatchLoader(dataset, device)([chosen]))
+    if not info.main:
+        diag_images = None
 
     # -- the loop -----------------------------------------------------------------------------------------------
     losses = torch.zeros(t.log_every, device=device)  # read back only when logging: no per-step host sync
     pending: list[dict[str, Any]] = []
     log = open(run / "metrics.jsonl", "a") if info.main else None  # closed in the finally below
-    bar = tqdm(total=total, initial=start, disable=not (info.main and t.progress), unit="step", dynamic_ncols=True)
+    bar = progress_bar(total=total, initial=start, disable=not (info.main and t.progress), unit="step",
+                       dynamic_ncols=True)
     loader = BatchLoader(dataset, device, cfg.data.num_workers)
     began, window_start, done = time.perf_counter(), time.perf_counter(), start
     method.train()
@@ -316,8 +358,14 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
         wall = time.perf_counter() - began
         summary = {"steps_done": done, "total_steps": total, "finished": done == total, "steps_this_session": steps_run,
                    "wall_s": wall, "images_per_s": steps_run * o.global_batch / wall if wall else None,
-                   "achieved_tflops": steps_run * flops / wall / 1e12 if wall else None}
+                   "achieved_tflops": steps_run * flops / wall / 1e12 if wall else None,
+                   "collapse": collapse_summary(run / "metrics.jsonl")}
         write_json(run / "summary.json", summary)
+        facts = json.loads((run / "run.json").read_text())
+        write_json(run / "run.json", {**facts, "collapse": summary["collapse"]})
+        if summary["collapse"]["collapsed"]:
+            say(f"WARNING: collapsed: {', '.join(summary['collapse']['collapsed'])} encoder(s) end with a centred "
+                f"RankMe below {COLLAPSE_RANK_SHARE:g} × width (see metrics.jsonl, docs/pretraining.md)")
         say(f"{'finished' if done == total else 'stopped'} at step {done}/{total} in {wall:.0f} s "
             f"({summary['images_per_s']:.0f} images/s); wrote {run}")
     return run

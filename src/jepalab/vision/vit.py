@@ -56,7 +56,7 @@ def patch_std(share: float, fan_in: int) -> float:
     return (share / (1 - share) * POSITION_MEAN_SQUARE / fan_in) ** 0.5
 
 
-def measure_content_share(encoder: "ViT", images: torch.Tensor) -> float:
+def measure_content_share(encoder: ViT, images: torch.Tensor) -> float:
     """Measured content share of the tokens of normalised ``images`` (B, C, H, W): mean per-dim variance of the
     patch projection over images and patches, over that plus the positions' mean square."""
     with torch.no_grad():
