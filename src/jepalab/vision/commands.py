@@ -17,7 +17,8 @@ def split_config(items: list[str]) -> tuple[str | None, list[str]]:
 def _pretrain(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
     from jepalab.vision.config import PretrainConfig
-    from jepalab.vision.train import load_run_config, pretrain
+    from jepalab.vision.runs import load_run_config
+    from jepalab.vision.train import pretrain
 
     config, overrides = split_config(args.items)
     if args.data_dir is not None:
