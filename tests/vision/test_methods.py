@@ -95,7 +95,7 @@ def check_method(name: str, root: Path, out: Path) -> None:
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs) and record["method"] == name
 
     default = load_encoder(whole)
-    assert default.run_info["encoder"] == next(iter(spec.encoders))
+    assert default.run_info["encoder"] == (spec.default_encoder or next(iter(spec.encoders)))
     for encoder in spec.encoders:
         assert load_encoder(whole, encoder).run_info["encoder"] == encoder
     counts = json.loads((whole / "run.json").read_text())["parameters"]

@@ -6,7 +6,7 @@ Headline, per representation: linear probe (top-1), weighted kNN (k = 20, 200) a
 (the uncentred values are kept as ``*_uncentred``), LiDAR on augmented views, the top/bottom pixel-variance subspace
 dependence ("our protocol") and, on a dataset with an injected distractor, the R² of decoding its amplitude.
 The read-out table adds, for every read-out (:data:`~jepalab.vision.features.READOUTS`) and every encoder
-(I-JEPA: target and context), the probe, centred kNN-20 and centred RankMe of the trained and the random encoder.
+(I-JEPA: context and target), the probe, centred kNN-20 and centred RankMe of the trained and the random encoder.
 A checkpoint whose centred RankMe is below :data:`~jepalab.eval.COLLAPSE_RANK_SHARE` of its width is marked
 ``collapsed``.
 """
@@ -206,7 +206,8 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     spec = method_spec(cfg.method)
     last = load_method(run, paths[-1])[0]
     headline_encoder, _ = spec.select_encoder(last, settings.encoder)
-    trained = spec.encoder_modules(last)  # the read-out table's encoders, the method's default first
+    modules = spec.encoder_modules(last)
+    trained = {name: modules[name] for name in spec.encoders}  # the read-out table's encoders, in the spec's order
     result: dict[str, Any] = {
         "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
         "settings": vars(settings).copy(), "readout": headline,

@@ -67,7 +67,8 @@ class IJEPAMethod(MethodSpec):
         "model": {"size": "micro", "patch_size": 4},
         "ijepa": {"predictor_dim": 96, "predictor_depth": 4, "loss": "smooth_l1", "ema": [0.996, 1.0]},
     }
-    encoders: ClassVar[dict[str, str]] = {"target": "target_encoder", "context": "encoder"}
+    encoders: ClassVar[dict[str, str]] = {"context": "encoder", "target": "target_encoder"}
+    default_encoder = "target"  # the paper's evaluation
 
     def validate(self, cfg: PretrainConfig) -> None:
         """Predictor width divisible by its heads and by 4; mask blocks that fit the grid."""

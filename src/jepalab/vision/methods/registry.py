@@ -42,7 +42,8 @@ class MethodSpec:
     sections: ClassVar[dict[str, type]] = {}  # config sections it reads: name → dataclass (may reuse another's)
     optimiser_recipe: ClassVar[dict[str, Any]] = {}  # values of empty optim fields; "base_lr" scales by batch/256
     small_image_recipe: ClassVar[dict[str, Any]] = {}  # nested config values for 28-px Fashion-MNIST
-    encoders: ClassVar[dict[str, str]] = {"encoder": "encoder"}  # read-out name → model attribute; first = default
+    encoders: ClassVar[dict[str, str]] = {"encoder": "encoder"}  # read-out name → model attribute, in table order
+    default_encoder: ClassVar[str] = ""  # the encoder evaluation reads by default ("": the first of ``encoders``)
     aliases: ClassVar[dict[str, str]] = {}  # other names accepted for an encoder
     head: ClassVar[str] = "head"  # name of the parameters outside the encoders (predictor, decoder)
     init: ClassVar[str] = "mae"  # ViT init style (jepalab.vision.vit.init_weights)
@@ -81,8 +82,10 @@ class MethodSpec:
         return {}
 
     def encoder_modules(self, model: nn.Module) -> dict[str, ViT]:
-        """The model's encoders by read-out name, the evaluation default first."""
-        return {name: getattr(model, attribute) for name, attribute in self.encoders.items()}
+        """The model's encoders by read-out name, the evaluation default first, then in :attr:`encoders` order."""
+        default = self.default_encoder or next(iter(self.encoders))
+        names = [default, *(name for name in self.encoders if name != default)]
+        return {name: getattr(model, self.encoders[name]) for name in names}
 
     def select_encoder(self, model: nn.Module, which: str = "auto") -> tuple[str, ViT]:
         """(name, encoder) for ``which``: "auto" = the default, else a name of :attr:`encoders` or an alias."""
