@@ -16,7 +16,6 @@ from jepalab import __version__
 
 COMMAND_MODULES = (
     "jepalab.report.commands",
-    "jepalab.report.image_commands",
     "jepalab.vision.commands",
     "jepalab.linear.commands",
 )

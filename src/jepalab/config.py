@@ -14,9 +14,11 @@ value to its declared type and checks its range; any unknown key, wrong type or 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +26,7 @@ import yaml
 
 from jepalab.rundir import atomic_write_text
 
-__all__ = ["ConfigError", "config_to_dict", "load_config", "param", "parse_overrides", "save_config"]
+__all__ = ["ConfigError", "config_to_dict", "load_config", "param", "parse_overrides", "save_config", "sections"]
 
 T = TypeVar("T")
 
@@ -50,6 +52,14 @@ def param(
     if dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def sections(types: Callable[[], dict[str, type]], help: str = "") -> Any:
+    """A ``dict[str, Any]`` field of named sections whose names and dataclasses come from ``types()`` (a registry,
+    asked at use): in YAML each section sits at the top level beside the fixed fields, a missing one takes its
+    defaults, an unknown one is an error."""
+    return dataclasses.field(default_factory=lambda: {name: cls() for name, cls in types().items()},
+                             metadata={"sections": types, "help": help})
 
 
 def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -107,15 +117,22 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping; got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    open_field = next((f.name for f in fields.values() if "sections" in f.metadata), None)
+    section_types: dict[str, type] = fields[open_field].metadata["sections"]() if open_field else {}
+    allowed = (set(fields) - {open_field}) | set(section_types)
+    unknown = sorted(set(data) - allowed)
     if unknown:
         where = f" in {prefix.rstrip('.')}" if prefix else ""
         raise ConfigError(
-            f"unknown config key '{prefix}{unknown[0]}'; allowed keys{where}: {', '.join(sorted(fields))}"
+            f"unknown config key '{prefix}{unknown[0]}'; allowed keys{where}: {', '.join(sorted(allowed))}"
         )
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for name, value in data.items():
-        kwargs[name] = _convert(hints[name], value, f"{prefix}{name}", fields[name].metadata)
+        if name not in section_types:
+            kwargs[name] = _convert(hints[name], value, f"{prefix}{name}", fields[name].metadata)
+    if open_field:
+        kwargs[open_field] = {name: _convert(kind, data[name], f"{prefix}{name}", {}) if name in data else kind()
+                              for name, kind in section_types.items()}
     try:
         instance = cls(**kwargs)
     except (TypeError, ValueError) as error:
@@ -212,15 +229,25 @@ def _allowed(metadata: typing.Mapping[str, Any]) -> str:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """Plain nested dict of a config dataclass (tuples become lists), ready for YAML/JSON."""
+    """Plain nested dict of a config dataclass (tuples become lists, named sections at the top level), ready
+    for YAML/JSON."""
     def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return config_to_dict(value)
         if isinstance(value, (list, tuple)):
             return [plain(v) for v in value]
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
-        return value
+        return copy.deepcopy(value)
 
-    return plain(dataclasses.asdict(config))
+    result: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = plain(getattr(config, f.name))
+        if "sections" in f.metadata:  # named sections sit at the top level
+            result.update(value)
+        else:
+            result[f.name] = value
+    return result
 
 
 def save_config(config: Any, path: str | Path) -> None:

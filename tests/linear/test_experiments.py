@@ -21,6 +21,7 @@ def test_the_cli_offers_every_experiment_of_the_registry():
 def test_static_experiment_shows_jepa_avoiding_the_noisy_feature(tmp_path):
     summary = run_experiment("static", tmp_path)
     assert summary["jepa_flips_at"] and not summary["mae_flips_at"]
+    assert summary["held"] is True and summary["rule"].startswith("JEPA learns the noisy feature last")
     assert "JEPA learns the noisy feature last from noise variance" in summary["statement"]
     assert (tmp_path / "static.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "static.json").read_text())

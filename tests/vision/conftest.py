@@ -1,19 +1,9 @@
 """Shared fixtures: a tiny synthetic Fashion-MNIST-format dataset and one reference run per method."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from pretrain_helpers import run_pretrain, write_tiny_fmnist
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads() -> Iterator[None]:
-    """pretrain() sets torch's thread count (train.threads=1 here); restore it for the other tests."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

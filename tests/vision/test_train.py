@@ -236,3 +236,28 @@ def test_pretraining_leaves_subnormal_floats_working(reference_runs: dict[str, P
     assert reference_runs  # a pretraining run has happened in this process
     assert (np.array([1e-320]) * 1.0)[0] > 0.0
     assert (torch.tensor([1e-320], dtype=torch.float64) * 1.0)[0] > 0.0
+
+
+def test_pretrain_restores_the_thread_count(fmnist_root: Path, tmp_path: Path) -> None:
+    """train.threads=1 holds during training only: torch's thread count is the caller's again afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        run_pretrain("mae", fmnist_root, tmp_path / "run", stop_after=1)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_resume_before_the_first_checkpoint_starts_from_step_zero(reference_runs: dict[str, Path], fmnist_root: Path,
+                                                                  tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A run killed before its first checkpoint (config.yaml, a few metrics) restarts from step 0 with its saved
+    config on --resume, says so, and ends like an uninterrupted run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(reference_runs["ijepa"] / "config.yaml", run / "config.yaml")
+    (run / "metrics.jsonl").write_text('{"step": 0, "loss": 1.0}\n')
+    assert main(["pretrain", "--resume", str(run), "train.progress=false"]) == 0
+    assert "no checkpoint.safetensors yet: starting it from step 0" in capsys.readouterr().out
+    assert step_losses(run) == step_losses(reference_runs["ijepa"])

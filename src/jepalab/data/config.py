@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from jepalab.config import param
 
-__all__ = ["DataConfig"]
+__all__ = ["DataConfig", "default_workers"]
+
+
+def default_workers() -> int:
+    """Decoding processes for ``num_workers: auto``: the cores this process may use less one, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores - 1))
 
 
 @dataclass
@@ -32,8 +39,14 @@ class DataConfig:
     cache_dir: str | None = param(None, help="where decoded caches live (default $XDG_CACHE_HOME/jepalab)")
     cache_max_gb: float = param(4.0, gt=0, help="auto-cache only datasets whose decoded size is below this")
     limit: int | None = param(None, ge=1, help="use only the first N images of the split (quick runs)")
-    num_workers: int = param(0, ge=0, help="decoding processes for streamed (uncached) folders")
+    num_workers: int | Literal["auto"] = param("auto", ge=0, help="decoding processes for image folders (auto: the "
+                                               "cores less one, at most 8; 0 decodes in the training process)")
     options: Any = param({}, help="dataset-specific options, validated by the dataset's builder")  # noqa: RUF009 (param copies mutable defaults)
+
+    @property
+    def workers(self) -> int:
+        """``num_workers`` resolved: ``auto`` → :func:`default_workers`."""
+        return default_workers() if self.num_workers == "auto" else int(self.num_workers)
 
     def __post_init__(self) -> None:
         from jepalab.data.registry import dataset_spec

@@ -185,7 +185,7 @@ def load_image_folder(cfg: DataConfig, split: str = "train") -> ImageDataset:
         path = _cache_path(cfg, folder, files, size, channels)
         cached = _read_cache(path)
         if cached is None:
-            images, kept, skipped = _decode_all(files, size, channels, cfg.on_corrupt, cfg.num_workers)
+            images, kept, skipped = _decode_all(files, size, channels, cfg.on_corrupt, cfg.workers)
             label_tensor = torch.tensor(labels, dtype=torch.long)[kept]
             record = {"skipped": skipped, "files": len(files), "folder": str(folder)}
             atomic_write_bytes(path, save_safetensors({"images": images, "labels": label_tensor},
@@ -199,7 +199,7 @@ def load_image_folder(cfg: DataConfig, split: str = "train") -> ImageDataset:
         return ImageDataset("image-folder", split, label_tensor, classes, channels, size, mean, std, images=images,
                             source=str(folder), info={"skipped": skipped, "cache": str(path)})
     sample = torch.linspace(0, len(files) - 1, min(len(files), 1000)).long().unique()
-    probe, _, _ = _decode_all([files[i] for i in sample.tolist()], size, channels, "skip", cfg.num_workers)
+    probe, _, _ = _decode_all([files[i] for i in sample.tolist()], size, channels, "skip", cfg.workers)
     mean, std = channel_stats(probe)
     reader = _StreamReader(files, size, channels, cfg.on_corrupt)
     return ImageDataset("image-folder", split, torch.tensor(labels, dtype=torch.long), classes, channels, size, mean,

@@ -1,7 +1,8 @@
 """``jepalab linear experiment NAME``: drop one assumption of the theory at a time and see what survives.
 
 Each experiment writes ``NAME.png``/``.svg`` (plot), ``NAME.csv`` (table) and ``NAME.json`` (summary with a
-plain ``statement`` of where the theory's prediction holds and where it breaks) and returns the summary.
+plain ``statement`` of where the theory's prediction holds and where it breaks; the generative-model sweeps also
+their verdict ``held`` and its ``rule``) and returns the summary.
 Defaults are small: each runs in about a minute or less on 2 CPU cores.
 """
 
@@ -250,7 +251,11 @@ def _noise_sweep(models: list[tuple[float, GaussianViews]], depth: int, eps: flo
         ax.set_title(what, fontsize=9)
         ax.legend(fontsize=7)
 
-    return rows, {"statement": statement, "jepa_flips_at": first["jepa"], "mae_flips_at": first["mae"]}, (1, plot)
+    held = bool(first["jepa"]) and (not first["mae"] or min(first["mae"]) > min(first["jepa"]))
+    rule = ("JEPA learns the noisy feature last from some noise level on, and MAE never does or only from a larger "
+            "level")
+    return rows, {"statement": statement, "held": held, "rule": rule, "jepa_flips_at": first["jepa"],
+                  "mae_flips_at": first["mae"]}, (1, plot)
 
 
 def static(seed: int) -> Outcome:

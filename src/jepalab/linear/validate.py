@@ -45,14 +45,14 @@ def fastest_rate(objective: str, lam: np.ndarray, rho: np.ndarray, depth: int) -
     return float(np.max(np.abs(slope)))
 
 
-def _one(data: GaussianViews, p: ValidationParams, objective: str, depth: int, method: str) -> tuple[TrainResult,
-                                                                                                         float]:
+def _one(data: GaussianViews, p: ValidationParams, objective: str, depth: int, integrator: str) -> tuple[
+        TrainResult, float]:
     lam, rho = np.asarray(p.lam), np.asarray(p.rho)
     t_end = p.horizon * float(np.max(critical_time(objective, lam, rho, depth, p.eps, p.frac)))
     step = (p.jepa_step if objective == "jepa" else p.mae_step) / fastest_rate(objective, lam, rho, depth)
     steps = max(p.records, int(np.ceil(t_end / step)))
-    result = train(data, objective, depth, p.eps, steps, t_end / steps, method=method, frac=p.frac,
-                   record_every=max(1, steps // p.records), progress=method == "gd" and steps > 50_000)
+    result = train(data, objective, depth, p.eps, steps, t_end / steps, method=integrator, frac=p.frac,
+                   record_every=max(1, steps // p.records), progress=integrator == "gd" and steps > 50_000)
     return result, t_end / steps
 
 

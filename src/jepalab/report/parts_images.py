@@ -49,7 +49,7 @@ def run_images(ctx: PartContext) -> PartOutput:
     """Findings R1–R3 from reused experiment folders; in full mode the missing experiments are run here."""
     summaries = _find_summaries(ctx.reuse)
     if ctx.mode == "full":
-        from jepalab.report.image_experiments import ExperimentSettings, run_experiment
+        from jepalab.vision.experiments import ExperimentSettings, run_experiment
 
         for name in EXPERIMENT_OF.values():
             if name not in summaries:

@@ -1,5 +1,6 @@
-"""Real-image pretraining: the shared ViT, I-JEPA (Assran et al., CVPR 2023) and MAE (He et al., CVPR 2022),
-multi-block and random masks, the training loop, checkpoints and frozen embeddings.
+"""Real-image pretraining: the shared ViT, I-JEPA (Assran et al., CVPR 2023) and MAE (He et al., CVPR 2022) as
+registered methods (:mod:`jepalab.vision.methods`), multi-block and random masks, the training loop, checkpoints,
+frozen embeddings, evaluation and the real-image experiments.
 
 Names are imported lazily (torch loads on first use, so ``jepalab --help`` stays fast)::
 
@@ -17,13 +18,14 @@ _EXPORTS = {
     "MAE": "mae", "patchify": "mae",
     "MultiBlockMasker": "masks", "MultiBlockMasks": "masks", "RandomMasks": "masks", "random_masks": "masks",
     "PretrainConfig": "config", "DataConfig": "config",
-    "build_encoder": "build", "build_method": "build", "parameter_counts": "build",
-    "ViewSampler": "views", "StepViews": "views",
-    "pretrain": "train", "load_run_config": "train", "TrainingDiverged": "train", "mask_summary": "train",
+    "MethodSpec": "methods", "available_methods": "methods", "method_spec": "methods", "register_method": "methods",
+    "build_encoder": "build", "build_method": "build",
+    "ViewSampler": "views", "StepViews": "views", "mask_summary": "views",
+    "pretrain": "train", "TrainingDiverged": "train", "load_run_config": "runs",
     "CheckpointError": "checkpoint", "read_checkpoint": "checkpoint",
     "load_encoder": "embeddings", "load_method": "embeddings", "random_encoder": "embeddings",
     "extract_features": "embeddings",
-    "embed": "embeddings", "ENCODERS": "embeddings",
+    "embed": "embeddings",
     "encode": "features", "collapse_report": "features", "POOLINGS": "features",
     "step_flops": "flops",
 }

@@ -1,10 +1,13 @@
-"""CLI commands of the vision layer: ``jepalab pretrain`` and ``jepalab embed``."""
+"""CLI commands of the vision layer: ``jepalab pretrain``, ``embed``, ``eval``, ``compare``, ``experiment`` and
+``data stats``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 
 def split_config(items: list[str]) -> tuple[str | None, list[str]]:
@@ -17,7 +20,8 @@ def split_config(items: list[str]) -> tuple[str | None, list[str]]:
 def _pretrain(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
     from jepalab.vision.config import PretrainConfig
-    from jepalab.vision.train import load_run_config, pretrain
+    from jepalab.vision.runs import load_run_config
+    from jepalab.vision.train import pretrain
 
     config, overrides = split_config(args.items)
     if args.data_dir is not None:
@@ -74,8 +78,133 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from jepalab.config import load_config
+    from jepalab.vision.distributed import resolve_device
+    from jepalab.vision.evaluation import EvalSettings, eval_table, evaluate_run, readout_table
+
+    settings = load_config(EvalSettings, None, args.set)
+    if args.readout is not None:
+        settings = dataclasses.replace(settings, readout=args.readout)
+    result = evaluate_run(args.run, args.checkpoint, settings, resolve_device(args.device))
+    print(eval_table(result))
+    print(f"protocol: {result['checkpoints'][-1]['probe_protocol']}")
+    if result["readouts"]:
+        print("\nread-outs (kNN and RankMe centred; 'unc.' = uncentred):")
+        print(readout_table(result))
+    print(f"wrote {Path(args.run) / 'eval.json'}, eval.csv and eval_readouts.csv")
+    return 0
+
+
+COMPARE_COLUMNS = (("probe", "{:.2%}"), ("knn20", "{:.2%}"), ("rankme", "{:.1f}"), ("lidar", "{:.1f}"),
+                   ("cca_delta", "{:+.3f}"), ("distractor_r2", "{:.3f}"))
+
+
+def compare_rows(runs: list[str]) -> list[dict[str, Any]]:
+    """One row per run from its ``eval.json`` (last checkpoint, with the random-encoder probe next to it)."""
+    rows = []
+    for run in runs:
+        path = Path(run) / "eval.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{run} has no eval.json; run `jepalab eval {run}` first")
+        result = json.loads(path.read_text())
+        last = result["checkpoints"][-1]
+        rows.append({"run": Path(run).name, "method": result["method"], "dataset": result["dataset"],
+                     "strength": result["options"].get("strength"), "step": last["step"],
+                     **{key: last.get(key) for key, _ in COMPARE_COLUMNS},
+                     "random_probe": result["baselines"]["random"]["probe"],
+                     "pixels_probe": result["baselines"]["pixels"]["probe"]})
+    return rows
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from jepalab.rundir import output_dir, save_figure, write_csv, write_json
+
+    rows = compare_rows(args.runs)
+    out = output_dir(args.out, "compare")
+    out.mkdir(parents=True, exist_ok=True)
+    width = max(len(r["run"]) for r in rows) + 2
+    header = f"{'run':<{width}}{'method':>7}{'step':>7}" + "".join(f"{k:>15}" for k, _ in COMPARE_COLUMNS)
+    lines = [header + f"{'random probe':>15}"]
+    for r in rows:
+        cells = "".join(f"{'-' if r[k] is None else f.format(r[k]):>15}" for k, f in COMPARE_COLUMNS)
+        lines.append(f"{r['run']:<{width}}{r['method']:>7}{r['step']:>7}{cells}{r['random_probe']:>15.2%}")
+    print("\n".join(lines))
+    write_csv(out / "compare.csv", rows)
+    write_json(out / "compare.json", rows)
+    from jepalab.plotting import pyplot
+
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(rows)), 4))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r["probe"] for r in rows], 0.4, label="encoder probe top-1")
+    ax.bar([x + 0.2 for x in xs], [r["random_probe"] for r in rows], 0.4, label="random-init probe top-1")
+    if any(r["distractor_r2"] is not None for r in rows):
+        ax.plot(list(xs), [r["distractor_r2"] if r["distractor_r2"] is not None else float("nan") for r in rows],
+                "kD", label="distractor R²")
+    ax.set_xticks(list(xs), [f"{r['run']}\n({r['method']})" for r in rows], fontsize=7)
+    ax.set_ylabel("fraction")
+    ax.set_title("Frozen-feature evaluation across runs (last checkpoints)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out / "compare")
+    plt.close(fig)
+    print(f"wrote {out}/compare.csv, compare.png")
+    return 0
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from jepalab.config import config_to_dict, from_dict, merge_dicts, parse_overrides
+    from jepalab.rundir import output_dir
+    from jepalab.vision.experiments import ExperimentSettings, run_experiment
+
+    base = ExperimentSettings.full() if args.full else ExperimentSettings()
+    merged = merge_dicts(config_to_dict(base), parse_overrides(args.set))
+    settings = from_dict(ExperimentSettings, merged)
+    if args.data_dir is not None:
+        settings = dataclasses.replace(settings, data_root=args.data_dir)
+    out = output_dir(args.out, f"experiment-{args.name}")
+    summary = run_experiment(args.name, out, settings)
+    print(f"claim: {summary['claim']}")
+    for name, check in summary["checks"].items():
+        print(f"  {name}: {check}")
+    print(f"verdict: {'holds' if summary['held'] else 'does not hold'} ({summary['mode']} mode, "
+          f"{summary['seeds']} seed(s)); wrote {out}/summary.json, results.csv and plots")
+    return 0
+
+
+def _data_stats(args: argparse.Namespace) -> int:
+    from jepalab.config import load_config
+    from jepalab.rundir import write_json
+    from jepalab.vision.config import PretrainConfig
+    from jepalab.vision.view_stats import dataset_feature_stats
+
+    config, overrides = split_config(args.items)
+    if args.data_dir is not None:
+        overrides.append(f"data.root={args.data_dir}")
+    cfg = load_config(PretrainConfig, config, overrides)
+    records = dataset_feature_stats(cfg, args.images, args.components, args.draws)
+    print(f"{cfg.data.dataset} {cfg.data.options or ''}: {cfg.method} masks on a {cfg.grid[0]}×{cfg.grid[1]} grid, "
+          f"{args.images} images × {args.draws} mask draws (pixels in [0, 1], centred; unit directions)")
+    print(f"{'direction':<14}{'lambda':>10}{'rho':>10}{'E[(v.x)^2]':>13}{'E[(v.y)^2]':>13}")
+    for r in records:
+        print(f"{r['direction']:<14}{r['lam']:>10.4f}{r['rho']:>10.4f}{r['var_context']:>13.4f}{r['var_target']:>13.4f}")
+    if records[0]["direction"] == "distractor":
+        noise, top = records[0], records[1]
+        larger = "larger" if noise["lam"] > top["lam"] else "NOT larger"
+        smaller = "smaller" if noise["rho"] < top["rho"] else "NOT smaller"
+        print(f"distractor vs content PC1: lambda {larger} ({noise['lam']:.3f} vs {top['lam']:.3f}), rho {smaller} "
+              f"({noise['rho']:.3f} vs {top['rho']:.3f})")
+    if args.out:
+        write_json(Path(args.out), {"dataset": cfg.data.dataset, "options": cfg.data.options, "method": cfg.method,
+                                    "images": args.images, "draws": args.draws, "directions": records})
+        print(f"wrote {args.out}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``pretrain`` and ``embed`` to the root parser."""
+    """Add ``pretrain``, ``embed``, ``eval``, ``compare``, ``experiment`` and ``data stats`` to the root parser."""
     p = subparsers.add_parser(
         "pretrain", help="I-JEPA / MAE ViT pretraining on Fashion-MNIST or an image folder (torchrun for DDP)",
         description="Train from a YAML config (configs/*.yaml) with key=value overrides, e.g. "
@@ -92,7 +221,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_pretrain)
 
     e = subparsers.add_parser("embed", help="frozen embeddings of a pretraining run's encoder (.npy)",
-                              description="I-JEPA: target encoder; MAE: encoder on all patches; pooled features "
+                              description="The method's default encoder (I-JEPA: target; MAE: encoder) on all "
+                                          "patches; pooled features "
                                           "of every image of --data, in dataset order, with the labels.")
     e.add_argument("run", help="pretraining run folder")
     e.add_argument("--data", required=True, help="NAME[:SPLIT] of a registered dataset (e.g. fashion-mnist:test) "
@@ -100,8 +230,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--data-dir", default=None, help="folder of a registered dataset (its data.root)")
     e.add_argument("--pooling", default="mean", choices=("mean", "cls", "tokens"),
                    help="mean of patch tokens (default), MAE class token, or all patch tokens")
-    e.add_argument("--encoder", default="auto", choices=("auto", "target", "context"),
-                   help="auto: I-JEPA target / MAE encoder")
+    e.add_argument("--encoder", default="auto",
+                   help="auto: the method's default (I-JEPA target, MAE encoder), or one of its encoders by name")
     e.add_argument("--checkpoint", default=None, help="checkpoint file (default: RUN/checkpoint.safetensors)")
     e.add_argument("--out", default=None, help="output folder (default: RUN/embeddings/<data>-<split>-<enc>-<pool>)")
     e.add_argument("--batch-size", type=int, default=256)
@@ -109,3 +239,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--on-corrupt", default=None, choices=("fail", "skip"), help="unreadable images (image folders)")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     e.set_defaults(handler=_embed)
+
+    e = subparsers.add_parser("eval", help="frozen-feature evaluation of a pretraining run, with its baselines",
+                              description="Linear probe, kNN, RankMe, LiDAR, top/bottom-variance subspace dependence "
+                                          "and distractor R² of a run's checkpoints, each next to raw pixels and a "
+                                          "random encoder of the same architecture. Writes RUN/eval.json and eval.csv.")
+    e.add_argument("run", help="pretraining run folder")
+    e.add_argument("--checkpoint", default="last", help="last (default), all, or a step number")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    e.add_argument("--readout", default=None, choices=("mean", "last4", "grid2"),
+                   help="read-out of the headline metrics (default mean); the read-out table lists every one")
+    e.add_argument("set", nargs="*", metavar="key=value",
+                   help="evaluation settings: train_images, test_images, probe, lidar_images, lidar_views, "
+                        "subspace_share, seed, batch_size")
+    e.set_defaults(handler=_eval)
+
+    c = subparsers.add_parser("compare", help="one table and one plot across evaluated runs")
+    c.add_argument("runs", nargs="+", help="run folders holding eval.json")
+    c.add_argument("--out", default=None, help="output folder (default runs/compare-<time>)")
+    c.set_defaults(handler=_compare)
+
+    x = subparsers.add_parser("experiment", help="real-image experiments: noisy-features, variance-subspaces, depth",
+                              description="Train two methods (default I-JEPA and MAE) with the same encoder and "
+                                          "budget, evaluate them, and decide the claim by the experiment's rule "
+                                          "(jepalab.vision.experiments). --quick "
+                                          "(default) fits 2 CPU cores in ≤ 20 min; --full is for a GPU (3 seeds). "
+                                          "Re-running with the same --out reuses finished runs.")
+    x.add_argument("name", help="a registered experiment (jepalab.vision.experiments.EXPERIMENTS)")
+    mode = x.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small models, few steps (default)")
+    mode.add_argument("--full", action="store_true", help="GPU scale, 3 seeds")
+    x.add_argument("--out", default=None, help="experiment folder (default runs/experiment-<name>-<time>)")
+    x.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")
+    x.add_argument("set", nargs="*", metavar="key=value",
+                   help="settings, e.g. seeds=[0,1,2] strengths=[0,0.1] epochs=5 folder=DIR eval.probe=logistic")
+    x.set_defaults(handler=_experiment)
+
+    d = subparsers.add_parser("data", help="dataset tools")
+    sub = d.add_subparsers(dest="data_command", required=True)
+    s = sub.add_parser("stats", help="λ and ρ of the distractor and of the top content directions under the masks",
+                       description="Measure, under a pretraining config's actual masks, the covariance λ between "
+                                   "context and target views and the regression coefficient ρ along the distractor "
+                                   "texture (noisy-fashion-mnist) and the top pixel-PCA content directions, e.g. "
+                                   "`jepalab data stats configs/fmnist-mae-cpu.yaml data.dataset=noisy-fashion-mnist "
+                                   "'data.options={strength: 0.1}'`.")
+    s.add_argument("items", nargs="*", metavar="ARG", help="[CONFIG] then key=value overrides")
+    s.add_argument("--images", type=int, default=5000, help="images to average over")
+    s.add_argument("--components", type=int, default=3, help="content PCA directions")
+    s.add_argument("--draws", type=int, default=4, help="mask draws per image")
+    s.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")
+    s.add_argument("--out", default=None, help="write the numbers to this JSON file")
+    s.set_defaults(handler=_data_stats)

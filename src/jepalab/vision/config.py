@@ -1,20 +1,22 @@
 """Typed configuration of ``jepalab pretrain``: YAML presets in ``configs/`` plus ``key=value`` overrides.
 
-Optimiser fields left empty take the method's official recipe (I-JEPA ``configs/in1k_vith14_ep300.yaml``; MAE
-``PRETRAIN.md``) when the config is built, so the saved ``config.yaml`` always shows the values that ran.
+Optimiser fields left empty take the method's official recipe (its ``optimiser_recipe`` in
+``jepalab.vision.methods``) when the config is built, so the saved ``config.yaml`` always shows the values that ran.
+Every registered method's config sections (``mask``, ``ijepa``, ``mae``, ...) are top-level keys of every config.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
-from jepalab.config import param
+from jepalab.config import param, sections
 from jepalab.data.config import DataConfig
 from jepalab.vision.masks import MultiBlockMasker
+from jepalab.vision.methods.registry import OPTIMISER_FIELDS, method_sections, method_spec
 from jepalab.vision.vit import VIT_SIZES, ViTSize
 
-__all__ = ["IJEPAConfig", "MAEConfig", "MaskConfig", "ModelConfig", "OptimConfig", "PretrainConfig", "TrainConfig"]
+__all__ = ["ModelConfig", "OptimConfig", "PretrainConfig", "TrainConfig"]
 
 # Fields that may change when a run is resumed: they do not affect the numbers it computes.
 RUNTIME_FIELDS = ("train.threads", "train.progress", "train.device", "data.num_workers", "data.cache_dir", "data.root")
@@ -22,7 +24,7 @@ RUNTIME_FIELDS = ("train.threads", "train.progress", "train.device", "data.num_w
 
 @dataclass
 class ModelConfig:
-    """The ViT encoder (shared by both methods)."""
+    """The ViT encoder (shared by every method)."""
 
     size: str = param("tiny", choices=tuple(VIT_SIZES), help="named size; dim/depth/heads override it")
     patch_size: int = param(16, ge=1, help="patch side in pixels")
@@ -37,43 +39,6 @@ class ModelConfig:
         """The size after overrides."""
         base = VIT_SIZES[self.size]
         return ViTSize(self.dim or base.dim, self.depth or base.depth, self.heads or base.heads, base.mlp_ratio)
-
-
-@dataclass
-class MaskConfig:
-    """I-JEPA multi-block masks; empty values = official on grids of 100+ tokens, small-grid defaults below."""
-
-    num_targets: int | None = param(None, ge=1, help="target blocks per image (auto: 4, or 2 on small grids)")
-    target_scale: tuple[float, float] = param((0.15, 0.2), gt=0, le=1, help="target block area range")
-    target_aspect: tuple[float, float] = param((0.75, 1.5), gt=0, help="target block aspect range")
-    context_scale: tuple[float, float] = param((0.85, 1.0), gt=0, le=1, help="context block area range")
-    min_keep: int | None = param(None, ge=0, help="a block must keep more than this many tokens (auto: 10 / 4)")
-    allow_overlap: bool = param(False, help="let the context overlap the targets")
-    full_grid: bool | None = param(None, help="blocks may touch the last row/column (auto: small grids only)")
-
-
-@dataclass
-class IJEPAConfig:
-    """I-JEPA predictor, loss and EMA."""
-
-    predictor_dim: int = param(384, ge=4, help="predictor width (official: 384)")
-    predictor_depth: int = param(6, ge=1, help="predictor blocks (official: 6; 12 for ViT-H)")
-    predictor_heads: int | None = param(None, ge=1, help="predictor heads (official: the encoder's)")
-    loss: str = param("smooth_l1", choices=("smooth_l1", "l2"), help="smooth_l1 (official code) or l2 (paper)")
-    ema: tuple[float, float] = param((0.996, 1.0), ge=0, le=1, help="EMA momentum, linear from first to second; "
-                                     "the run's EMA mass Σ(1 − m) is printed by --dry-run")
-
-
-@dataclass
-class MAEConfig:
-    """MAE masking and decoder."""
-
-    mask_ratio: float = param(0.75, gt=0, lt=1, help="share of patches removed")
-    decoder_dim: int = param(512, ge=4, help="decoder width (official: 512)")
-    decoder_depth: int = param(8, ge=1, help="decoder blocks (official: 8)")
-    decoder_heads: int = param(16, ge=1, help="decoder heads (official: 16)")
-    norm_pix_loss: bool = param(True, help="regress per-patch normalised pixels")
-    cls_token: bool = param(True, help="encoder class token (official: yes)")
 
 
 @dataclass
@@ -119,29 +84,28 @@ class TrainConfig:
 class PretrainConfig:
     """Everything ``jepalab pretrain`` needs; see ``configs/*.yaml`` and docs/pretraining.md."""
 
-    method: Literal["ijepa", "mae"] = "ijepa"
+    method: str = param("ijepa", help="a registered method (jepalab.vision.methods.available_methods())")
     seed: int = param(0, ge=0, help="seeds initialisation, data order, crops and masks")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    mask: MaskConfig = field(default_factory=MaskConfig)
-    ijepa: IJEPAConfig = field(default_factory=IJEPAConfig)
-    mae: MAEConfig = field(default_factory=MAEConfig)
+    methods: dict[str, Any] = sections(method_sections, help="every registered method's sections")  # noqa: RUF009 (a factory)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        spec = method_spec(self.method)
+        self.methods = {name: self.methods.get(name) or kind() for name, kind in method_sections().items()}
         o = self.optim
+        recipe = spec.optimiser_recipe
         if o.lr is None and o.base_lr is not None:
             o.lr = o.base_lr * o.global_batch / 256
-        if self.method == "ijepa":
-            recipe = {"lr": 1e-3, "start_lr": 2e-4, "final_lr": 1e-6, "weight_decay": 0.04,
-                      "final_weight_decay": 0.4, "betas": (0.9, 0.999)}
-        else:
-            recipe = {"lr": 1.5e-4 * o.global_batch / 256, "start_lr": 0.0, "final_lr": 0.0, "weight_decay": 0.05,
-                      "final_weight_decay": 0.05, "betas": (0.9, 0.95)}
-        for name, value in recipe.items():
+        if o.lr is None and "base_lr" in recipe:
+            o.lr = recipe["base_lr"] * o.global_batch / 256
+        for name in OPTIMISER_FIELDS:
             if getattr(o, name) is None:
-                setattr(o, name, value)
+                if name not in recipe:
+                    raise ValueError(f"method {self.method!r} has no recipe for optim.{name}; set it")
+                setattr(o, name, recipe[name])
         if o.warmup_epochs is not None and o.warmup_fraction is not None:
             raise ValueError("set optim.warmup_epochs or optim.warmup_fraction, not both")
         if o.warmup_epochs is not None and o.warmup_epochs > o.epochs:
@@ -152,18 +116,14 @@ class PretrainConfig:
         if self.data.image_size % self.model.patch_size:
             raise ValueError(f"data.image_size ({self.data.image_size}) must be divisible by model.patch_size "
                              f"({self.model.patch_size})")
-        if self.method == "ijepa":
-            heads = self.ijepa.predictor_heads or size.heads
-            if self.ijepa.predictor_dim % heads or self.ijepa.predictor_dim % 4:
-                raise ValueError(f"ijepa.predictor_dim ({self.ijepa.predictor_dim}) must be divisible by the "
-                                 f"predictor heads ({heads}) and by 4")
-            self.masker()  # raises when the block sizes cannot satisfy min_keep on this grid
-        else:
-            if self.mae.decoder_dim % self.mae.decoder_heads or self.mae.decoder_dim % 4:
-                raise ValueError(f"mae.decoder_dim ({self.mae.decoder_dim}) must be divisible by mae.decoder_heads "
-                                 f"({self.mae.decoder_heads}) and by 4")
-            if int(self.grid[0] * self.grid[1] * (1 - self.mae.mask_ratio)) < 1:
-                raise ValueError(f"mae.mask_ratio {self.mae.mask_ratio} leaves no visible patch")
+        spec.validate(self)
+
+    def __getattr__(self, name: str) -> Any:
+        """A method's config section by name (``cfg.ijepa``, ``cfg.mae``)."""
+        found = self.__dict__.get("methods", {})
+        if name.startswith("__") or name not in found:
+            raise AttributeError(f"{type(self).__name__} has no field or method section {name!r}")
+        return found[name]
 
     def warmup_steps(self, steps_per_epoch: int) -> int:
         """Warm-up steps: ``warmup_epochs`` × steps per epoch, else ``warmup_fraction`` (default 0.1) of the run."""
@@ -179,7 +139,7 @@ class PretrainConfig:
         return side, side
 
     def masker(self) -> MultiBlockMasker:
-        """The I-JEPA mask sampler these settings describe."""
+        """The multi-block mask sampler of the ``mask`` section (I-JEPA's masks) on this grid."""
         m = self.mask
         return MultiBlockMasker(self.grid, m.num_targets, m.target_scale, m.target_aspect, m.context_scale,
                                 m.min_keep, m.allow_overlap, m.full_grid)

@@ -1,8 +1,9 @@
 """Trained encoders out of run folders, random-init baselines of the same architecture, and frozen embeddings.
 
-Which features (metrics.md §0): I-JEPA → the EMA **target** encoder (the paper's evaluation), MAE → the encoder
-on **all** patches; pooling "mean" over patch tokens by default (the class token never enters it), "cls" for
-MAE's class token, "tokens" for every patch token. The choice is recorded next to the arrays.
+Which features (metrics.md §0): the method's default encoder (its first ``encoders`` entry: I-JEPA → the EMA
+**target** encoder, the paper's evaluation; MAE → the encoder) on **all** patches; pooling "mean" over patch tokens
+by default (the class token never enters it), "cls" for a class token, "tokens" for every patch token. The choice
+is recorded next to the arrays.
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ from jepalab.vision.build import build_encoder, build_method
 from jepalab.vision.checkpoint import load_model_state, read_checkpoint
 from jepalab.vision.config import PretrainConfig
 from jepalab.vision.features import POOLINGS, pool
-from jepalab.vision.ijepa import IJEPA
-from jepalab.vision.mae import MAE
-from jepalab.vision.train import CHECKPOINT
+from jepalab.vision.methods import method_spec
+from jepalab.vision.runs import CHECKPOINT
 from jepalab.vision.vit import ViT
 
-__all__ = ["ENCODERS", "embed", "extract_features", "load_encoder", "load_method", "random_encoder"]
-
-ENCODERS = ("auto", "target", "context")
+__all__ = ["embed", "extract_features", "load_encoder", "load_method", "random_encoder"]
 
 
 def _checkpoint_path(run: str | Path, checkpoint: str | Path | None) -> Path:
@@ -39,7 +37,7 @@ def _checkpoint_path(run: str | Path, checkpoint: str | Path | None) -> Path:
 
 
 def load_method(run: str | Path, checkpoint: str | Path | None = None,
-                device: str | torch.device = "cpu") -> tuple[IJEPA | MAE, PretrainConfig, dict[str, Any]]:
+                device: str | torch.device = "cpu") -> tuple[torch.nn.Module, PretrainConfig, dict[str, Any]]:
     """(method with trained weights in eval mode, its config, the checkpoint record) of a run folder."""
     path = _checkpoint_path(run, checkpoint)
     tensors, record = read_checkpoint(path)
@@ -51,18 +49,11 @@ def load_method(run: str | Path, checkpoint: str | Path | None = None,
 
 def load_encoder(run: str | Path, which: str = "auto", checkpoint: str | Path | None = None,
                  device: str | torch.device = "cpu") -> ViT:
-    """The trained encoder of a run: ``auto`` = target (I-JEPA) or encoder (MAE); ``target``/``context`` pick
-    an I-JEPA encoder. Eval mode, frozen; ``encoder.run_info`` holds the step, method and normalisation."""
+    """The trained encoder of a run: ``auto`` = the method's default (I-JEPA target, MAE encoder), or a name
+    from its ``encoders`` (I-JEPA: ``target``/``context``). Eval mode, frozen; ``encoder.run_info`` holds the
+    step, method, encoder name and normalisation."""
     method, cfg, record = load_method(run, checkpoint, device)
-    if which not in ENCODERS:
-        raise ValueError(f"encoder must be one of {list(ENCODERS)}; got {which!r}")
-    if isinstance(method, IJEPA):
-        encoder = method.encoder if which == "context" else method.target_encoder
-        which = "context" if which == "context" else "target"
-    elif which in ("auto", "context"):
-        encoder, which = method.encoder, "encoder"
-    else:
-        raise ValueError("an MAE run has one encoder; use encoder 'auto'")
+    which, encoder = method_spec(cfg.method).select_encoder(method, which)
     encoder.run_info = {"run": str(run), "method": cfg.method, "encoder": which, "step": record["step"],  # type: ignore[assignment]
                         "mean": record["dataset"]["mean"], "std": record["dataset"]["std"],
                         "image_size": cfg.data.image_size}
@@ -100,7 +91,7 @@ def extract_features(encoder: ViT, data: DataConfig, split: str | None, mean: tu
     size = encoder.image_size[0]
     batches = torch.arange(len(dataset)).split(batch_size)
     features, labels = [], []
-    for images, targets in BatchLoader(dataset, device, data.num_workers)(batches):
+    for images, targets in BatchLoader(dataset, device, data.workers)(batches):
         tokens = encoder(eval_view(images, size, mean, std))
         features.append(pool(encoder, tokens, pooling).float().cpu())
         labels.append(targets.cpu())

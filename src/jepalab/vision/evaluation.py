@@ -6,7 +6,7 @@ Headline, per representation: linear probe (top-1), weighted kNN (k = 20, 200) a
 (the uncentred values are kept as ``*_uncentred``), LiDAR on augmented views, the top/bottom pixel-variance subspace
 dependence ("our protocol") and, on a dataset with an injected distractor, the R² of decoding its amplitude.
 The read-out table adds, for every read-out (:data:`~jepalab.vision.features.READOUTS`) and every encoder
-(I-JEPA: context and target), the probe, centred kNN-20 and centred RankMe of the trained and the random encoder.
+(I-JEPA: target and context), the probe, centred kNN-20 and centred RankMe of the trained and the random encoder.
 A checkpoint whose centred RankMe is below :data:`~jepalab.eval.COLLAPSE_RANK_SHARE` of its width is marked
 ``collapsed``.
 """
@@ -40,7 +40,8 @@ from jepalab.rundir import write_csv, write_json
 from jepalab.vision.checkpoint import read_checkpoint
 from jepalab.vision.embeddings import load_encoder, load_method, random_encoder
 from jepalab.vision.features import READOUTS, encode
-from jepalab.vision.train import CHECKPOINT, load_run_config
+from jepalab.vision.methods import encoder_names, method_spec
+from jepalab.vision.runs import CHECKPOINT, load_run_config
 from jepalab.vision.vit import ViT
 
 __all__ = ["EvalSettings", "eval_table", "evaluate_run", "readout_table", "run_checkpoints"]
@@ -61,8 +62,12 @@ class EvalSettings:
     readout: str = param("mean", choices=READOUTS, help="read-out of the headline metrics: mean (final tokens), "
                          "last4 (last 4 blocks concatenated) or grid2 (2×2 pooled token grid)")
     readouts: tuple[str, ...] = param(READOUTS, choices=READOUTS, help="read-outs of the read-out table ([] none)")
-    encoder: str = param("auto", choices=("auto", "target", "context"),
-                         help="I-JEPA encoder of the headline metrics (auto: target, the paper's evaluation)")
+    encoder: str = param("auto", help="encoder of the headline metrics: auto (the method's default: I-JEPA "
+                                      "target, the paper's evaluation) or one of its encoders (I-JEPA: context)")
+
+    def __post_init__(self) -> None:
+        if self.encoder not in encoder_names():
+            raise ValueError(f"encoder must be one of {list(encoder_names())}; got {self.encoder!r}")
 
 
 def run_checkpoints(run: str | Path, which: str = "last") -> list[Path]:
@@ -144,12 +149,6 @@ def _pca_features(pixels: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarr
     return {key: ((value - pca.mean) @ basis).astype(np.float32) for key, value in pixels.items()}
 
 
-def _encoders(method: torch.nn.Module) -> dict[str, ViT]:
-    """The trained encoders a read-out table shows: I-JEPA context and target, MAE its encoder."""
-    target = getattr(method, "target_encoder", None)
-    return {"context": method.encoder, "target": target} if target is not None else {"encoder": method.encoder}
-
-
 def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettings | None = None,
                  device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
     """Evaluate ``run``'s checkpoints and its baselines; writes ``RUN/eval.json`` and ``RUN/eval.csv``. Test images:
@@ -204,11 +203,15 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     headline = settings.readout
     pixels = {key: value.flatten(1).numpy() for key, value in images.items()}
     baseline = random_encoder(run, seed=settings.seed)
+    spec = method_spec(cfg.method)
+    last = load_method(run, paths[-1])[0]
+    headline_encoder, _ = spec.select_encoder(last, settings.encoder)
+    trained = spec.encoder_modules(last)  # the read-out table's encoders, the method's default first
     result: dict[str, Any] = {
         "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
         "settings": vars(settings).copy(), "readout": headline,
-        "protocol": {"features": f"I-JEPA: {'target' if settings.encoder == 'auto' else settings.encoder} encoder; "
-                                 f"MAE: encoder on all patches; read-out {headline!r}; centre view, no masking",
+        "protocol": {"features": f"{spec.label}: {headline_encoder} encoder on all patches; read-out {headline!r}; "
+                                 "centre view, no masking",
                      "knn_rankme": "centred features (training mean subtracted); *_uncentred without",
                      "subspace": f"our protocol, f = {settings.subspace_share}, PCA rank {copies.rank}",
                      "lidar": f"{settings.lidar_images} test images × {settings.lidar_views} views (random resized "
@@ -216,7 +219,6 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
                      "distractor_r2": "5-fold cross-validated ridge R² of the per-image amplitude (test images)",
                      "collapse": f"collapsed = centred RankMe < {COLLAPSE_RANK_SHARE:g} × width"},
         "baselines": {}, "checkpoints": [], "readouts": []}
-    trained = _encoders(load_method(run, paths[-1])[0])
     units = len(paths) + 3 + len(settings.readouts) * (len(trained) + 1)
     bar = progress_bar(total=units, disable=not progress, desc=f"eval {run.name}", unit="repr")
     result["baselines"]["pixels"] = full(pixels)

@@ -8,8 +8,6 @@ import warnings
 import torch
 
 from jepalab.eval import collapse_diagnostics, token_spread
-from jepalab.vision.ijepa import IJEPA
-from jepalab.vision.mae import MAE
 from jepalab.vision.vit import ViT, measure_content_share
 
 __all__ = ["POOLINGS", "READOUTS", "collapse_report", "encode", "pool"]
@@ -61,13 +59,11 @@ def encode(encoder: ViT, images: torch.Tensor, pooling: str = "mean", batch_size
     return torch.cat(outputs)
 
 
-def collapse_report(method: IJEPA | MAE, images: torch.Tensor,
+def collapse_report(encoders: dict[str, ViT], images: torch.Tensor,
                     autocast: contextlib.AbstractContextManager | None = None) -> dict[str, float]:
-    """Collapse read-outs on a fixed batch: for each encoder (I-JEPA target and context, MAE encoder) the
+    """Collapse read-outs on a fixed batch: for each named encoder (a method's ``encoder_modules``) the
     mean-pooled features' :func:`~jepalab.eval.collapse_diagnostics` (normalised std, RankMe, VICReg terms,
     dead dims), the token spread and the mean token norm, keyed ``"<encoder>.<metric>"``."""
-    encoders = {"target": method.target_encoder, "context": method.encoder} if isinstance(method, IJEPA) \
-        else {"encoder": method.encoder}
     report: dict[str, float] = {}
     for name, encoder in encoders.items():
         pooled = encode(encoder, images, "mean", autocast=autocast)  # (n, d)

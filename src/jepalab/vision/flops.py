@@ -8,14 +8,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from jepalab.vision.build import build_method
 from jepalab.vision.config import PretrainConfig
-from jepalab.vision.masks import MultiBlockMasks, RandomMasks
+from jepalab.vision.masks import Masks
 
 __all__ = ["step_flops"]
 
 
-def step_flops(cfg: PretrainConfig, channels: int, batch: int, masks: MultiBlockMasks | RandomMasks) -> int:
+def step_flops(cfg: PretrainConfig, channels: int, batch: int, masks: Masks) -> int:
     """Forward + backward FLOPs of one step on ``batch`` images with ``masks`` (their shapes set the cost).
-    Optimiser and EMA updates hold no matmul and are not counted."""
+    Optimiser and per-step hooks (EMA) hold no matmul and are not counted."""
     meta = torch.device("meta")
     with meta:
         method = build_method(cfg, channels)

@@ -22,12 +22,36 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 import torch
 
-__all__ = ["MaskDraws", "MultiBlockMasker", "MultiBlockMasks", "RandomMasks", "random_masks"]
+__all__ = ["MaskDraws", "Masks", "MultiBlockMasker", "MultiBlockMasks", "RandomMasks", "random_masks"]
 
 SMALL_GRID = 100  # grids with fewer tokens get the small-grid defaults
+
+
+def _membership(batch: int, num_tokens: int, context: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                                      torch.Tensor]:
+    """(context, target) bool (batch, num_tokens) from token-id tensors (batch, ...)."""
+    rows = torch.arange(batch)[:, None]
+    inside = torch.zeros(2, batch, num_tokens, dtype=torch.bool)
+    inside[0][rows, context.flatten(1)] = True
+    inside[1][rows, target.flatten(1)] = True
+    return inside[0], inside[1]
+
+
+class Masks(Protocol):
+    """What training and the view statistics need of a method's masks for one batch."""
+
+    def to(self, device: torch.device) -> Masks:
+        """The same masks on ``device``."""
+
+    def rows(self, start: int, stop: int) -> Masks:
+        """Masks of images ``start:stop`` (a rank's share of a global batch)."""
+
+    def membership(self, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(context, target) bool (B, num_tokens): the tokens the model sees and the tokens it predicts."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +76,10 @@ class MultiBlockMasks:
         """Masks of images ``start:stop`` (a rank's share of a global batch)."""
         return MultiBlockMasks(*(getattr(self, f.name)[start:stop] for f in fields(self)))
 
+    def membership(self, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(context, target) bool (B, num_tokens); target = the union of the target blocks."""
+        return _membership(len(self.context), num_tokens, self.context, self.targets)
+
 
 @dataclass(frozen=True)
 class RandomMasks:
@@ -69,6 +97,10 @@ class RandomMasks:
 
     def rows(self, start: int, stop: int) -> RandomMasks:
         return RandomMasks(*(getattr(self, f.name)[start:stop] for f in fields(self)))
+
+    def membership(self, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(context, target) bool (B, num_tokens): the visible and the removed patches."""
+        return _membership(len(self.keep), num_tokens, self.keep, self.masked)
 
 
 def random_masks(batch: int, num_tokens: int, ratio: float, generator: torch.Generator) -> RandomMasks:

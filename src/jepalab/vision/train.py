@@ -1,8 +1,10 @@
-"""The pretraining loop for I-JEPA and MAE: one function, :func:`pretrain`, read top to bottom.
+"""The pretraining loop of every registered method: :func:`pretrain`, read top to bottom as a few named steps.
 
 Step ``s`` is a pure function of (config, seed, s): the data order, crops and masks come from generators seeded by
 (seed, stream, s) and the schedules are functions of s. A checkpoint therefore needs the models, the optimiser and
-the step counter to continue exactly where a killed run stopped, on any number of ranks.
+the step counter to continue exactly where a killed run stopped, on any number of ranks. What differs between
+methods (model, masks, the hook after each optimiser step, the encoders diagnosed) comes from its
+:class:`~jepalab.vision.methods.MethodSpec`.
 """
 
 from __future__ import annotations
@@ -11,33 +13,34 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from tqdm.auto import tqdm
 
-from jepalab.config import ConfigError, config_to_dict, load_config, save_config
+from jepalab.config import config_to_dict
 from jepalab.data import BatchLoader, EpochPlan, augment, build_dataset, eval_view, step_generator
+from jepalab.data.dataset import ImageDataset
 from jepalab.eval import COLLAPSE_RANK_SHARE, is_collapsed
 from jepalab.progress import progress_bar
-from jepalab.rundir import atomic_write_text, environment, new_run_dir, write_json
-from jepalab.vision.build import build_method, parameter_counts
+from jepalab.rundir import environment, write_json
+from jepalab.vision.build import build_method
 from jepalab.vision.checkpoint import restore_training, save_checkpoint
-from jepalab.vision.config import RUNTIME_FIELDS, PretrainConfig
-from jepalab.vision.distributed import DistInfo, all_reduce_mean, broadcast_object, init_distributed, shutdown
+from jepalab.vision.config import PretrainConfig
+from jepalab.vision.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown
 from jepalab.vision.features import collapse_report
 from jepalab.vision.flops import step_flops
-from jepalab.vision.ijepa import IJEPA
+from jepalab.vision.methods import MethodSpec, method_spec
 from jepalab.vision.plots import plot_run
-from jepalab.vision.schedules import cosine, linear, warmup_cosine
-from jepalab.vision.views import ViewSampler
+from jepalab.vision.runs import CHECKPOINT, collapse_summary, prepare_run_dir, truncate_metrics
+from jepalab.vision.schedules import cosine, warmup_cosine
+from jepalab.vision.views import ViewSampler, mask_summary
 from jepalab.vision.vit import measure_content_share
 
-__all__ = ["CHECKPOINT", "TrainingDiverged", "collapse_summary", "ema_mass", "load_run_config", "make_optimizer",
-           "mask_summary", "pretrain"]
-
-CHECKPOINT = "checkpoint.safetensors"
+__all__ = ["TrainingDiverged", "make_optimizer", "pretrain"]
 
 
 class TrainingDiverged(ValueError):
@@ -58,119 +61,22 @@ def make_optimizer(method: torch.nn.Module, cfg: PretrainConfig, device: torch.d
         return torch.optim.AdamW(groups, foreach=True, **kwargs)
 
 
-def mask_summary(cfg: PretrainConfig, batches: int = 20) -> dict[str, Any]:
-    """Resolved I-JEPA mask settings and token counts over the first ``batches`` global batches of the run."""
-    sampler = ViewSampler(cfg, cfg.data.image_size)
-    masks = [sampler.global_views(step).masks for step in range(batches)]
-    context = torch.tensor([m.context.shape[1] for m in masks], dtype=torch.float64)
-    target = torch.tensor([m.targets.shape[2] for m in masks], dtype=torch.float64)
-    relaxed = torch.cat([m.relaxed for m in masks]).double()
-    tokens = cfg.grid[0] * cfg.grid[1]
-    return {**sampler.masker.settings(), "tokens": tokens,
-            "context_tokens": {"mean": float(context.mean()), "min": int(context.min()), "max": int(context.max())},
-            "target_tokens_per_block": {"mean": float(target.mean()), "min": int(target.min()),
-                                        "max": int(target.max())},
-            "context_share": float(context.mean() / tokens), "relaxed_share": float((relaxed > 0).double().mean())}
+@dataclass
+class _Session:
+    """The fixed pieces of one training session, handed to the named steps below."""
 
-
-def load_run_config(run: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
-    """The config of an existing run, with ``overrides`` allowed only on fields that do not change the numbers."""
-    saved = Path(run) / "config.yaml"
-    if not saved.is_file():
-        raise FileNotFoundError(f"{run} is not a pretraining run folder (no config.yaml)")
-    cfg = load_config(PretrainConfig, saved, overrides)
-    changed = _differences(config_to_dict(load_config(PretrainConfig, saved)), config_to_dict(cfg))
-    fixed = [key for key in changed if key not in RUNTIME_FIELDS]
-    if fixed:
-        raise ConfigError(f"cannot change {', '.join(fixed)} when resuming {run}; only {', '.join(RUNTIME_FIELDS)} "
-                          "may differ")
-    return cfg
-
-
-def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key in sorted(set(a) | set(b)):
-        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
-            keys += _differences(a[key], b[key], f"{prefix}{key}.")
-        elif a.get(key) != b.get(key):
-            keys.append(f"{prefix}{key}")
-    return keys
-
-
-def _prepare_run_dir(cfg: PretrainConfig, out: str | Path | None, resume: bool, info: DistInfo) -> Path:
-    if resume:
-        if out is None:
-            raise ValueError("--resume needs the run folder")
-        run = Path(out)
-        stored = config_to_dict(load_run_config(run))
-        changed = [k for k in _differences(stored, config_to_dict(cfg)) if k not in RUNTIME_FIELDS]
-        if changed:
-            raise ConfigError(f"the config differs from the one {run} was started with: {', '.join(changed)}")
-        if not (run / CHECKPOINT).exists():
-            raise FileNotFoundError(f"{run} has no {CHECKPOINT} to resume from")
-        return run
-    if info.main:
-        if out is None:
-            run = new_run_dir("runs", f"pretrain-{cfg.method}")
-        else:
-            run = Path(out)
-            if (run / CHECKPOINT).exists() or (run / "metrics.jsonl").exists():
-                raise FileExistsError(f"{run} already holds a run; pass --resume {run} to continue it, or use "
-                                      "another --out")
-            run.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run / "config.yaml")
-    return Path(broadcast_object(str(run) if info.main else None, info))  # type: ignore[arg-type]
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records written after checkpoint ``step`` (a killed run may have logged a few more)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            if record["step"] < step or (record.get("kind") == "diag" and record["step"] <= step):
-                kept.append(line)
-    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
-
-
-def ema_mass(cfg: PretrainConfig, total: int) -> float:
-    """Σ_s (1 − m_s) over the run's EMA momenta; the target keeps about exp(−mass) of its initialisation."""
-    return sum(1.0 - linear(step, total, *cfg.ijepa.ema) for step in range(total))
-
-
-def collapse_summary(metrics: Path) -> dict[str, Any]:
-    """From a run's diagnostics records: the encoders collapsed at the last one, the first step each collapsed
-    at, and the centred RankMe at the last record."""
-    records = [json.loads(line) for line in metrics.read_text().splitlines() if '"kind": "diag"' in line] \
-        if metrics.is_file() else []
-    first: dict[str, int] = {}
-    for record in records:
-        for name in record.get("collapsed", []):
-            first.setdefault(name, record["step"])
-    last = records[-1] if records else {}
-    return {"rule": f"centred RankMe < {COLLAPSE_RANK_SHARE:g} × width on the diagnostics batch",
-            "collapsed": last.get("collapsed", []), "first_collapse_step": first,
-            "rankme_centred_last": {k.split(".")[0]: v for k, v in last.items() if k.endswith(".rankme_centred")}}
-
-
-def _diagnostics(method: torch.nn.Module, images: torch.Tensor, cfg: PretrainConfig, mean: tuple[float, ...],
-                 std: tuple[float, ...], autocast: contextlib.AbstractContextManager, log: Any, step: int,
-                 say: Any) -> list[str]:
-    """Collapse diagnostics on the fixed probe batch after ``step`` updates: logged and summarised; returns the
-    encoders that count as collapsed (centred RankMe below ``COLLAPSE_RANK_SHARE`` of the width)."""
-    with torch.no_grad():
-        report = collapse_report(method, eval_view(images, cfg.data.image_size, mean, std), autocast)
-    collapsed = [name for name in ("target", "context", "encoder") if f"{name}.dim" in report
-                 and is_collapsed(report[f"{name}.rankme_centred"], int(report[f"{name}.dim"]))]
-    log.write(json.dumps({"kind": "diag", "step": step, **report, "collapsed": collapsed}, allow_nan=True) + "\n")
-    log.flush()
-    for key in ("target", "context") if isinstance(method, IJEPA) else ("encoder",):
-        say(f"step {step}: {key} centred RankMe {report[f'{key}.rankme_centred']:.1f} of {report[f'{key}.dim']:.0f} "
-            f"dims (uncentred {report[f'{key}.rankme']:.1f}), content share {report[f'{key}.content_share']:.3f}"
-            + (f"  COLLAPSED (centred RankMe < {COLLAPSE_RANK_SHARE:g} × width)" if key in collapsed else ""))
-    return collapsed
+    cfg: PretrainConfig
+    info: DistInfo
+    spec: MethodSpec
+    run: Path
+    dataset: ImageDataset
+    plan: EpochPlan
+    total: int  # steps of the whole run
+    warmup: int  # learning-rate warm-up steps
+    method: torch.nn.Module  # the unwrapped objective (checkpoints, hooks, diagnostics)
+    optimizer: torch.optim.AdamW
+    autocast: contextlib.AbstractContextManager
+    say: Callable[[str], None]
 
 
 def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = False,
@@ -179,14 +85,17 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = 
 
     The folder gets ``config.yaml`` (resolved), ``run.json`` (sizes, FLOPs, masks, environment),
     ``metrics.jsonl`` (every step's loss and schedules; diagnostics), ``checkpoint.safetensors``, plots and
-    ``summary.json``. ``resume=True`` continues the run in ``out`` from its checkpoint; ``stop_after`` ends this
-    session (with a checkpoint) once that many steps are done, schedules unchanged. Under ``torchrun`` each
-    process runs this function (DDP; rank 0 writes). ``dry_run`` stops after printing the set-up.
+    ``summary.json``. ``resume=True`` continues the run in ``out`` from its checkpoint (from step 0 if it has none
+    yet); ``stop_after`` ends this session (with a checkpoint) once that many steps are done, schedules unchanged.
+    Under ``torchrun`` each process runs this function (DDP; rank 0 writes). ``dry_run`` stops after printing the
+    set-up. torch's thread count and denormal handling are restored on exit.
     """
     info = init_distributed(cfg.train.device)
+    threads = torch.get_num_threads()
     try:
         return _pretrain(cfg, out, resume, stop_after, dry_run, info)
     finally:
+        torch.set_num_threads(threads)
         torch.set_flush_denormal(False)  # the process-wide default again: callers' float64 maths needs subnormals
         shutdown(info)
 
@@ -194,178 +103,246 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = 
 def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_after: int | None, dry_run: bool,
               info: DistInfo) -> Path:
     say = tqdm.write if info.main else (lambda *_: None)
-    device, o, t = info.device, cfg.optim, cfg.train
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)  # subnormal Adam moments otherwise slow CPU steps down up to 10×
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-
-    # -- run folder, data, schedules ---------------------------------------------------------------------------
+    autocast = _configure_process(cfg, info.device)
     dataset = build_dataset(cfg.data)  # first: a missing dataset leaves no run folder behind
-    plan = EpochPlan(len(dataset), o.global_batch, cfg.seed, info.rank, info.world)  # nor a too-small one
-    run = _prepare_run_dir(cfg, out, resume, info)
-    total = o.epochs * plan.steps_per_epoch
-    warmup = cfg.warmup_steps(plan.steps_per_epoch)
-    stop = min(total, stop_after or total)
+    plan = EpochPlan(len(dataset), cfg.optim.global_batch, cfg.seed, info.rank, info.world)  # nor a too-small one
+    run, restore = prepare_run_dir(cfg, out, resume, info, say)
+    method = build_method(cfg, dataset.channels).to(info.device)
+    total = cfg.optim.epochs * plan.steps_per_epoch
+    s = _Session(cfg, info, method_spec(cfg.method), run, dataset, plan, total, cfg.warmup_steps(plan.steps_per_epoch),
+                 method, make_optimizer(method, cfg, info.device), autocast, say)
     views = ViewSampler(cfg, dataset.size, info.rank, info.world)
-
-    # -- model and optimiser ------------------------------------------------------------------------------------
-    method = build_method(cfg, dataset.channels).to(device)
-    optimizer = make_optimizer(method, cfg, device)
-    first_masks = views.global_views(0).masks.rows(0, plan.local_batch)
-    flops = step_flops(cfg, dataset.channels, plan.local_batch, first_masks) * info.world
-    record = {"method": cfg.method, "parameters": parameter_counts(method), "flops_per_step_first": flops,
-              "dataset": {"name": dataset.name, "split": dataset.split, "images": len(dataset),
-                          "channels": dataset.channels, "stored_size": dataset.size, "mean": dataset.mean,
-                          "std": dataset.std, "classes": list(dataset.classes), "source": dataset.source,
-                          "skipped": dataset.info.get("skipped", [])},
-              "batch": {"global": o.global_batch, "per_rank": plan.local_batch, "ranks": info.world},
-              "steps": {"per_epoch": plan.steps_per_epoch, "total": total, "warmup": warmup},
-              "device": str(device), "precision": "bf16 autocast" if bf16 else "fp32", "compile": t.compile,
-              "masks": mask_summary(cfg) if cfg.method == "ijepa" else {"ratio": cfg.mae.mask_ratio},
-              "schedules": {"lr_peak": o.lr, "warmup_steps": warmup, "warmup_share": warmup / total},
-              "environment": environment()}
-    chosen = torch.randperm(len(dataset), generator=step_generator(cfg.seed, "diagnostics", 0))[:t.diag_images]
-    diag_images, _ = next(BatchLoader(dataset, device)([chosen]))  # fixed, seeded: collapse diagnostics
-    share = measure_content_share(method.encoder, eval_view(diag_images, cfg.data.image_size, dataset.mean,
-                                                            dataset.std))
-    record["content_share_init"] = share
-    if cfg.method == "ijepa":
-        mass = ema_mass(cfg, total)
-        record["schedules"].update(ema=list(cfg.ijepa.ema), ema_mass=mass, target_init_share=math.exp(-mass))
-    counts = record["parameters"]
-    say(f"{cfg.method}: encoder {counts['encoder'] / 1e6:.2f} M parameters, "
-        + (f"predictor {counts['predictor'] / 1e6:.2f} M" if "predictor" in counts
-           else f"decoder {counts['decoder'] / 1e6:.2f} M")
-        + f"; {flops / 1e12:.4f} TFLOP per step (first step's masks, forward + backward)")
-    say(f"data: {dataset.name} ({dataset.split}) {len(dataset)} images {dataset.channels}×{dataset.size}² → "
-        f"{cfg.data.image_size}² crops; batch {plan.local_batch} per rank × {info.world} rank(s) = {o.global_batch}; "
-        f"{plan.steps_per_epoch} steps/epoch, {total} steps; {device}, {record['precision']}")
-    if cfg.method == "ijepa":
-        m = record["masks"]
-        say(f"masks ({m['grid'][0]}×{m['grid'][1]} grid): {m['num_targets']} targets of "
-            f"{m['target_tokens_per_block']['mean']:.1f} tokens, context {m['context_tokens']['mean']:.1f} tokens "
-            f"({m['context_tokens']['min']}–{m['context_tokens']['max']}, {100 * m['context_share']:.0f} % of the "
-            f"grid), min_keep {m['min_keep']}, full_grid {m['full_grid']}")
-    say(f"token content share at init {share:.3f} (model.content_share {cfg.model.content_share}); lr peak "
-        f"{o.lr:.3g}, warm-up {warmup} steps ({100 * warmup / total:.0f} %)"
-        + (f"; EMA {cfg.ijepa.ema[0]:g} → {cfg.ijepa.ema[1]:g}, mass Σ(1 − m) = {record['schedules']['ema_mass']:.2f}: "
-           f"the target keeps ≈ {100 * record['schedules']['target_init_share']:.0f} % of its init"
-           if cfg.method == "ijepa" else ""))
-    if info.main and not resume:
+    diag_images = _diagnostics_batch(s)
+    record = _run_record(s, views, diag_images)
+    _announce(s, record)
+    if info.main and not restore:
         write_json(run / "run.json", record)
     if dry_run:
         return run
+    start, reference = _restore(s) if restore else (0, None)
+    clock = _Clock()
+    done = _train(s, views, _wrap(s), start, min(total, stop_after or total), reference,
+                  diag_images if info.main else None, record, clock)
+    if info.main:
+        _summarise(s, start, done, record["flops_per_step_first"], time.perf_counter() - clock.began)
+    return run
 
-    start, reference = 0, None
-    if resume:
-        state = restore_training(run / CHECKPOINT, method, optimizer)
-        start, reference = state["step"], state["loss_reference"]
-        say(f"resumed {run} at step {start} of {total}")
-        if info.main:
-            _truncate_metrics(run / "metrics.jsonl", start)
-    model: torch.nn.Module = method
-    if info.world > 1:
+
+def _configure_process(cfg: PretrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """Threads and denormal handling for this process (both restored by :func:`pretrain`); the autocast context."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # subnormal Adam moments otherwise slow CPU steps down up to 10×
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=_bf16(cfg, device))
+
+
+def _bf16(cfg: PretrainConfig, device: torch.device) -> bool:
+    return cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
+
+
+def _diagnostics_batch(s: _Session) -> torch.Tensor:
+    """The fixed, seeded images of the collapse diagnostics (uint8, on the device)."""
+    chosen = torch.randperm(len(s.dataset), generator=step_generator(s.cfg.seed, "diagnostics", 0))
+    images, _ = next(BatchLoader(s.dataset, s.info.device)([chosen[:s.cfg.train.diag_images]]))
+    return images
+
+
+def _run_record(s: _Session, views: ViewSampler, diag_images: torch.Tensor) -> dict[str, Any]:
+    """run.json: parameters, FLOPs, data, batch, steps, device, masks, schedules, init content share, environment."""
+    cfg, o, d, plan = s.cfg, s.cfg.optim, s.dataset, s.plan
+    first_masks = views.global_views(0).masks.rows(0, plan.local_batch)
+    share = measure_content_share(s.method.encoder, eval_view(diag_images, cfg.data.image_size, d.mean, d.std))
+    return {"method": cfg.method, "parameters": s.spec.parameter_counts(s.method),
+            "flops_per_step_first": step_flops(cfg, d.channels, plan.local_batch, first_masks) * s.info.world,
+            "dataset": {"name": d.name, "split": d.split, "images": len(d), "channels": d.channels,
+                        "stored_size": d.size, "mean": d.mean, "std": d.std, "classes": list(d.classes),
+                        "source": d.source, "skipped": d.info.get("skipped", [])},
+            "batch": {"global": o.global_batch, "per_rank": plan.local_batch, "ranks": s.info.world},
+            "steps": {"per_epoch": plan.steps_per_epoch, "total": s.total, "warmup": s.warmup},
+            "device": str(s.info.device), "precision": "bf16 autocast" if _bf16(cfg, s.info.device) else "fp32",
+            "compile": cfg.train.compile, "masks": mask_summary(cfg),
+            "schedules": {"lr_peak": o.lr, "warmup_steps": s.warmup, "warmup_share": s.warmup / s.total,
+                          **s.spec.schedule_facts(cfg, s.total)},
+            "environment": environment(), "content_share_init": share}
+
+
+def _announce(s: _Session, record: dict[str, Any]) -> None:
+    """Print the set-up: sizes and FLOPs, data and batch, the method's masks and schedules, init and lr."""
+    cfg, counts, o = s.cfg, record["parameters"], s.cfg.optim
+    s.say(f"{cfg.method}: encoder {counts['encoder'] / 1e6:.2f} M parameters, {s.spec.head} "
+          f"{counts[s.spec.head] / 1e6:.2f} M; {record['flops_per_step_first'] / 1e12:.4f} TFLOP per step (first "
+          "step's masks, forward + backward)")
+    d = s.dataset
+    s.say(f"data: {d.name} ({d.split}) {len(d)} images {d.channels}×{d.size}² → {cfg.data.image_size}² crops; batch "
+          f"{s.plan.local_batch} per rank × {s.info.world} rank(s) = {o.global_batch}; {s.plan.steps_per_epoch} "
+          f"steps/epoch, {s.total} steps; {s.info.device}, {record['precision']}")
+    for line in s.spec.describe(cfg, record):
+        s.say(line)
+    s.say(f"token content share at init {record['content_share_init']:.3f} (model.content_share "
+          f"{cfg.model.content_share}); lr peak {o.lr:.3g}, warm-up {s.warmup} steps "
+          f"({100 * s.warmup / s.total:.0f} %)")
+
+
+def _restore(s: _Session) -> tuple[int, float | None]:
+    """Load the checkpoint into the model and optimiser; drop metrics logged after it. (step, loss reference)."""
+    state = restore_training(s.run / CHECKPOINT, s.method, s.optimizer)
+    s.say(f"resumed {s.run} at step {state['step']} of {s.total}")
+    if s.info.main:
+        truncate_metrics(s.run / "metrics.jsonl", state["step"])
+    return state["step"], state["loss_reference"]
+
+
+def _wrap(s: _Session) -> torch.nn.Module:
+    """The module the steps call: DDP over several ranks, compiled when asked."""
+    model: torch.nn.Module = s.method
+    if s.info.world > 1:
+        device = s.info.device
         model = torch.nn.parallel.DistributedDataParallel(
-            method, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False)
-    if t.compile:
+            s.method, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False)
+    if s.cfg.train.compile:
         model = torch.compile(model)
-    if not info.main:
-        diag_images = None
+    return model
 
-    # -- the loop -----------------------------------------------------------------------------------------------
-    losses = torch.zeros(t.log_every, device=device)  # read back only when logging: no per-step host sync
+
+class _Clock:
+    """Wall-clock of the session and of the current logging window; the last window's mean loss."""
+
+    def __init__(self) -> None:
+        self.began = self.window_start = time.perf_counter()
+        self.window_loss = float("nan")
+
+
+def _train(s: _Session, views: ViewSampler, model: torch.nn.Module, start: int, stop: int,
+           reference: float | None, diag_images: torch.Tensor | None, record: dict[str, Any], clock: _Clock) -> int:
+    """Steps ``start`` … ``stop − 1`` with read-outs, diagnostics and checkpoints; returns the steps done."""
+    cfg, t = s.cfg, s.cfg.train
+    losses = torch.zeros(t.log_every, device=s.info.device)  # read back only when logging: no per-step host sync
     pending: list[dict[str, Any]] = []
-    log = open(run / "metrics.jsonl", "a") if info.main else None  # closed in the finally below
-    bar = progress_bar(total=total, initial=start, disable=not (info.main and t.progress), unit="step",
+    log = open(s.run / "metrics.jsonl", "a") if s.info.main else None  # closed in the finally below
+    bar = progress_bar(total=s.total, initial=start, disable=not (s.info.main and t.progress), unit="step",
                        dynamic_ncols=True)
-    loader = BatchLoader(dataset, device, cfg.data.num_workers)
-    began, window_start, done = time.perf_counter(), time.perf_counter(), start
-    method.train()
+    loader = BatchLoader(s.dataset, s.info.device, cfg.data.workers)
+    done = start
+    s.method.train()
     try:
         if start == 0 and diag_images is not None:  # the state before any update, for reference
-            _diagnostics(method, diag_images, cfg, dataset.mean, dataset.std, autocast, log, 0, say)
-        for step, (images, _) in zip(range(start, stop), loader(plan.batches(start, stop))):
-            lr = warmup_cosine(step, total, warmup, o.start_lr, o.lr, o.final_lr)
-            wd = cosine(step, total, o.weight_decay, o.final_weight_decay)
-            for group in optimizer.param_groups:
-                group["lr"], group["weight_decay"] = lr, (wd if group["decay"] else 0.0)
-            v = views(step)
-            x = augment(images, v.boxes, v.flips, cfg.data.image_size, dataset.mean, dataset.std)
-            with autocast:
-                loss = model(x, v.masks.to(device))
-            loss.backward()
-            if o.clip_grad:
-                torch.nn.utils.clip_grad_norm_(method.parameters(), o.clip_grad, foreach=True)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            entry = {"step": step, "epoch": step // plan.steps_per_epoch, "lr": lr, "wd": wd}
-            if isinstance(method, IJEPA):
-                entry["momentum"] = linear(step, total, *cfg.ijepa.ema)
-                method.update_target(entry["momentum"])
-            losses[len(pending)] = loss.detach()
+            _diagnostics(s, diag_images, log, 0)
+        for step, (images, _) in zip(range(start, stop), loader(s.plan.batches(start, stop))):
+            entry = _step(s, model, images, views, step)
+            losses[len(pending)] = entry.pop("loss")
             pending.append(entry)
             bar.update()
             done = step + 1
             checkpoint_due = done % t.checkpoint_every == 0 or done == stop
             diag_due = (t.diag_every and done % t.diag_every == 0) or done == stop
-
-            if len(pending) == t.log_every or checkpoint_due or diag_due:  # read the losses back, check them
-                values = all_reduce_mean(losses[:len(pending)], info).tolist()
-                now = time.perf_counter()
-                for entry, value in zip(pending, values):
-                    entry["loss"] = value
-                pending[-1]["images_per_s"] = len(pending) * o.global_batch / (now - window_start)
-                pending[-1]["elapsed_s"] = now - began
-                if log is not None:
-                    log.writelines(json.dumps(e, allow_nan=True) + "\n" for e in pending)
-                    log.flush()
-                window = sum(values) / len(values)
-                bar.set_postfix(loss=f"{window:.4g}", lr=f"{lr:.2e}")
-                bad = [e for e in pending if not math.isfinite(e["loss"])]
-                if reference is None and not bad:
-                    reference = window
-                if bad or (t.divergence_factor and window > t.divergence_factor * reference):
-                    why = f"loss is {bad[0]['loss']} at step {bad[0]['step']}" if bad else (
-                        f"mean loss {window:.4g} over steps {pending[0]['step']}–{pending[-1]['step']} exceeds "
-                        f"train.divergence_factor ({t.divergence_factor:g}) × the first logged mean ({reference:.4g})")
-                    last = run / CHECKPOINT
-                    kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-                    raise TrainingDiverged(f"training stopped: {why}; {kept} (metrics in {run / 'metrics.jsonl'}). "
-                                           "Lower optim.lr, raise the warm-up or set optim.clip_grad.")
-                pending, window_start = [], now
-
+            if len(pending) == t.log_every or checkpoint_due or diag_due:
+                reference = _read_out(s, pending, losses, reference, clock, log)
+                bar.set_postfix(loss=f"{clock.window_loss:.4g}", lr=f"{pending[-1]['lr']:.2e}")
+                pending = []
             if diag_due and diag_images is not None:
-                _diagnostics(method, diag_images, cfg, dataset.mean, dataset.std, autocast, log, done, say)
-
-            if checkpoint_due and info.main:
-                state = {"step": done, "total_steps": total, "loss_reference": reference, "method": cfg.method,
-                         "config": config_to_dict(cfg), "dataset": record["dataset"], "world_size": info.world}
-                save_checkpoint(run / CHECKPOINT, method, optimizer, state)
-                if t.snapshot_every and done % t.snapshot_every == 0:
-                    save_checkpoint(run / f"checkpoint-{done:08d}.safetensors", method, optimizer, state)
+                _diagnostics(s, diag_images, log, done)
+            if checkpoint_due and s.info.main:
+                _save(s, done, reference, record)
     finally:
         bar.close()
         if log is not None:
             log.close()
-            plot_run(run)
+            plot_run(s.run)
+    return done
 
-    # -- summary ------------------------------------------------------------------------------------------------
-    if info.main:
-        steps_run = done - start
-        wall = time.perf_counter() - began
-        summary = {"steps_done": done, "total_steps": total, "finished": done == total, "steps_this_session": steps_run,
-                   "wall_s": wall, "images_per_s": steps_run * o.global_batch / wall if wall else None,
-                   "achieved_tflops": steps_run * flops / wall / 1e12 if wall else None,
-                   "collapse": collapse_summary(run / "metrics.jsonl")}
-        write_json(run / "summary.json", summary)
-        facts = json.loads((run / "run.json").read_text())
-        write_json(run / "run.json", {**facts, "collapse": summary["collapse"]})
-        if summary["collapse"]["collapsed"]:
-            say(f"WARNING: collapsed: {', '.join(summary['collapse']['collapsed'])} encoder(s) end with a centred "
-                f"RankMe below {COLLAPSE_RANK_SHARE:g} × width (see metrics.jsonl, docs/pretraining.md)")
-        say(f"{'finished' if done == total else 'stopped'} at step {done}/{total} in {wall:.0f} s "
-            f"({summary['images_per_s']:.0f} images/s); wrote {run}")
-    return run
+
+def _step(s: _Session, model: torch.nn.Module, images: torch.Tensor, views: ViewSampler,
+          step: int) -> dict[str, Any]:
+    """One optimiser step and the method's hook after it; the metrics entry, with the loss as a device tensor."""
+    cfg, o = s.cfg, s.cfg.optim
+    lr = warmup_cosine(step, s.total, s.warmup, o.start_lr, o.lr, o.final_lr)
+    wd = cosine(step, s.total, o.weight_decay, o.final_weight_decay)
+    for group in s.optimizer.param_groups:
+        group["lr"], group["weight_decay"] = lr, (wd if group["decay"] else 0.0)
+    v = views(step)
+    x = augment(images, v.boxes, v.flips, cfg.data.image_size, s.dataset.mean, s.dataset.std)  # (b, C, H, W)
+    with s.autocast:
+        loss = model(x, v.masks.to(s.info.device))
+    loss.backward()
+    if o.clip_grad:
+        torch.nn.utils.clip_grad_norm_(s.method.parameters(), o.clip_grad, foreach=True)
+    s.optimizer.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    entry = {"step": step, "epoch": step // s.plan.steps_per_epoch, "lr": lr, "wd": wd}
+    return {**entry, **s.spec.after_step(s.method, cfg, step, s.total), "loss": loss.detach()}
+
+
+def _read_out(s: _Session, pending: list[dict[str, Any]], losses: torch.Tensor, reference: float | None,
+              clock: _Clock, log: IO[str] | None) -> float | None:
+    """Read the pending losses back (mean over ranks), log them and check for divergence; the loss reference."""
+    values = all_reduce_mean(losses[:len(pending)], s.info).tolist()
+    now = time.perf_counter()
+    for entry, value in zip(pending, values):
+        entry["loss"] = value
+    pending[-1]["images_per_s"] = len(pending) * s.cfg.optim.global_batch / (now - clock.window_start)
+    pending[-1]["elapsed_s"] = now - clock.began
+    if log is not None:
+        log.writelines(json.dumps(e, allow_nan=True) + "\n" for e in pending)
+        log.flush()
+    window = sum(values) / len(values)
+    clock.window_start, clock.window_loss = now, window
+    bad = [e for e in pending if not math.isfinite(e["loss"])]
+    if reference is None and not bad:
+        reference = window
+    factor = s.cfg.train.divergence_factor
+    if bad or (factor and window > factor * reference):
+        why = f"loss is {bad[0]['loss']} at step {bad[0]['step']}" if bad else (
+            f"mean loss {window:.4g} over steps {pending[0]['step']}–{pending[-1]['step']} exceeds "
+            f"train.divergence_factor ({factor:g}) × the first logged mean ({reference:.4g})")
+        last = s.run / CHECKPOINT
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+        raise TrainingDiverged(f"training stopped: {why}; {kept} (metrics in {s.run / 'metrics.jsonl'}). "
+                               "Lower optim.lr, raise the warm-up or set optim.clip_grad.")
+    return reference
+
+
+def _diagnostics(s: _Session, images: torch.Tensor, log: IO[str] | None, step: int) -> None:
+    """Collapse diagnostics of the method's encoders on the fixed batch after ``step`` updates: logged and
+    printed, an encoder with a centred RankMe below ``COLLAPSE_RANK_SHARE`` of its width marked collapsed."""
+    encoders = s.spec.encoder_modules(s.method)
+    with torch.no_grad():
+        view = eval_view(images, s.cfg.data.image_size, s.dataset.mean, s.dataset.std)
+        report = collapse_report(encoders, view, s.autocast)
+    collapsed = [name for name in encoders if is_collapsed(report[f"{name}.rankme_centred"],
+                                                          int(report[f"{name}.dim"]))]
+    if log is not None:
+        log.write(json.dumps({"kind": "diag", "step": step, **report, "collapsed": collapsed}, allow_nan=True) + "\n")
+        log.flush()
+    for key in encoders:
+        s.say(f"step {step}: {key} centred RankMe {report[f'{key}.rankme_centred']:.1f} of "
+              f"{report[f'{key}.dim']:.0f} dims (uncentred {report[f'{key}.rankme']:.1f}), content share "
+              f"{report[f'{key}.content_share']:.3f}"
+              + (f"  COLLAPSED (centred RankMe < {COLLAPSE_RANK_SHARE:g} × width)" if key in collapsed else ""))
+
+
+def _save(s: _Session, done: int, reference: float | None, record: dict[str, Any]) -> None:
+    """The checkpoint after ``done`` steps, plus a kept snapshot every ``train.snapshot_every`` steps."""
+    state = {"step": done, "total_steps": s.total, "loss_reference": reference, "method": s.cfg.method,
+             "config": config_to_dict(s.cfg), "dataset": record["dataset"], "world_size": s.info.world}
+    save_checkpoint(s.run / CHECKPOINT, s.method, s.optimizer, state)
+    every = s.cfg.train.snapshot_every
+    if every and done % every == 0:
+        save_checkpoint(s.run / f"checkpoint-{done:08d}.safetensors", s.method, s.optimizer, state)
+
+
+def _summarise(s: _Session, start: int, done: int, flops: int, wall: float) -> None:
+    """summary.json (steps, speed, collapse), the collapse verdict added to run.json, and the closing lines."""
+    steps_run = done - start
+    summary = {"steps_done": done, "total_steps": s.total, "finished": done == s.total, "steps_this_session": steps_run,
+               "wall_s": wall, "images_per_s": steps_run * s.cfg.optim.global_batch / wall if wall else None,
+               "achieved_tflops": steps_run * flops / wall / 1e12 if wall else None,
+               "collapse": collapse_summary(s.run)}
+    write_json(s.run / "summary.json", summary)
+    facts = json.loads((s.run / "run.json").read_text())
+    write_json(s.run / "run.json", {**facts, "collapse": summary["collapse"]})
+    if summary["collapse"]["collapsed"]:
+        s.say(f"WARNING: collapsed: {', '.join(summary['collapse']['collapsed'])} encoder(s) end with a centred "
+              f"RankMe below {COLLAPSE_RANK_SHARE:g} × width (see metrics.jsonl, docs/pretraining.md)")
+    s.say(f"{'finished' if done == s.total else 'stopped'} at step {done}/{s.total} in {wall:.0f} s "
+          f"({summary['images_per_s']:.0f} images/s); wrote {s.run}")

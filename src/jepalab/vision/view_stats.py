@@ -3,7 +3,8 @@
 For a unit pixel direction v, context view x = the centred image restricted to the context tokens and target view
 y = the centred image restricted to the target tokens (MAE: the removed patches; I-JEPA: the union of the target
 blocks): λ(v) = E[(vᵀy)(vᵀx)] (covariance between the views along v) and ρ(v) = λ(v)/E[(vᵀx)²] (the regression
-coefficient of vᵀy on vᵀx), the deep-linear theory's λ and ρ (Littwin et al. 2024, §3) for that feature.
+coefficient of vᵀy on vᵀx), the deep-linear theory's λ and ρ (Littwin et al. 2024, §3) for that feature. The views
+come from the method's masks (:meth:`~jepalab.vision.masks.Masks.membership`).
 """
 
 from __future__ import annotations
@@ -12,27 +13,16 @@ import torch
 
 from jepalab.data.sampler import step_generator
 from jepalab.vision.config import PretrainConfig
-from jepalab.vision.masks import MultiBlockMasks, random_masks
+from jepalab.vision.methods import method_spec
 
 __all__ = ["masked_view_moments", "token_masks"]
 
 
 def token_masks(cfg: PretrainConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """(context, target) bool token masks (batch, H/p, W/p) drawn as training draws them for ``cfg.method``."""
-    grid = cfg.grid
-    tokens = grid[0] * grid[1]
-    context = torch.zeros(batch, tokens, dtype=torch.bool)
-    target = torch.zeros(batch, tokens, dtype=torch.bool)
-    rows = torch.arange(batch)[:, None]
-    if cfg.method == "ijepa":
-        masks: MultiBlockMasks = cfg.masker()(batch, generator)
-        context[rows, masks.context] = True
-        target[rows, masks.targets.flatten(1)] = True
-    else:
-        masks_mae = random_masks(batch, tokens, cfg.mae.mask_ratio, generator)
-        context[rows, masks_mae.keep] = True
-        target[rows, masks_mae.masked] = True
-    return context.view(batch, *grid), target.view(batch, *grid)
+    masks = method_spec(cfg.method).mask_sampler(cfg)(batch, generator)
+    context, target = masks.membership(cfg.grid[0] * cfg.grid[1])  # (batch, N) each
+    return context.view(batch, *cfg.grid), target.view(batch, *cfg.grid)
 
 
 def masked_view_moments(images: torch.Tensor, directions: torch.Tensor, cfg: PretrainConfig, draws: int = 4,

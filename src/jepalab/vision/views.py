@@ -5,15 +5,17 @@ evaluation that wants "the masks training used" all see exactly the same views."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from jepalab.data.augment import sample_crops, sample_flips
 from jepalab.data.sampler import step_generator
 from jepalab.vision.config import PretrainConfig
-from jepalab.vision.masks import MultiBlockMasks, RandomMasks, random_masks
+from jepalab.vision.masks import Masks
+from jepalab.vision.methods import method_spec
 
-__all__ = ["StepViews", "ViewSampler"]
+__all__ = ["StepViews", "ViewSampler", "mask_summary"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class StepViews:
 
     boxes: torch.Tensor
     flips: torch.Tensor | None
-    masks: MultiBlockMasks | RandomMasks
+    masks: Masks
 
     def rows(self, start: int, stop: int) -> StepViews:
         flips = None if self.flips is None else self.flips[start:stop]
@@ -38,8 +40,7 @@ class ViewSampler:
     def __init__(self, cfg: PretrainConfig, store_size: int, rank: int = 0, world: int = 1):
         self.cfg, self.store_size, self.rank, self.world = cfg, store_size, rank, world
         self.batch = cfg.optim.global_batch
-        self.masker = cfg.masker() if cfg.method == "ijepa" else None
-        self.num_tokens = cfg.grid[0] * cfg.grid[1]
+        self.sample_masks = method_spec(cfg.method).mask_sampler(cfg)
 
     def global_views(self, step: int, batch: int | None = None) -> StepViews:
         """Views of all ``batch`` (default: the global batch) images of training step ``step``."""
@@ -48,13 +49,15 @@ class ViewSampler:
         crops = step_generator(self.cfg.seed, "crops", step)
         boxes = sample_crops(batch, self.store_size, self.store_size, data.crop_scale, data.crop_ratio, crops)
         flips = sample_flips(batch, crops) if data.hflip else None
-        generator = step_generator(self.cfg.seed, "masks", step)
-        if self.masker is not None:
-            masks: MultiBlockMasks | RandomMasks = self.masker(batch, generator)
-        else:
-            masks = random_masks(batch, self.num_tokens, self.cfg.mae.mask_ratio, generator)
+        masks = self.sample_masks(batch, step_generator(self.cfg.seed, "masks", step))
         return StepViews(boxes, flips, masks)
 
     def __call__(self, step: int) -> StepViews:
         local = self.batch // self.world
         return self.global_views(step).rows(self.rank * local, (self.rank + 1) * local)
+
+
+def mask_summary(cfg: PretrainConfig, batches: int = 20) -> dict[str, Any]:
+    """The method's mask statistics (run.json, ``--dry-run``) over the first ``batches`` global batches of the run."""
+    sampler = ViewSampler(cfg, cfg.data.image_size)
+    return method_spec(cfg.method).mask_summary(cfg, [sampler.global_views(step).masks for step in range(batches)])

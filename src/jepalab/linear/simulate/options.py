@@ -95,8 +95,8 @@ def as_optim(optimizer: str | Optim) -> Optim:
     return optimizer if isinstance(optimizer, Optim) else Optim(choice("optimizer", optimizer, OPTIMIZERS))
 
 
-def as_flow(method: str | Flow) -> Flow | None:
-    """The flow settings of ``method``, None for gradient descent."""
-    if isinstance(method, Flow):
-        return method
-    return Flow() if choice("method", method, METHODS) == "flow" else None
+def as_flow(integrator: str | Flow) -> Flow | None:
+    """The flow settings of ``integrator`` (the ``method`` option of ``train``), None for gradient descent."""
+    if isinstance(integrator, Flow):
+        return integrator
+    return Flow() if choice("method", integrator, METHODS) == "flow" else None

@@ -1,5 +1,8 @@
-"""Real-image experiments (``jepalab experiment NAME``): I-JEPA versus MAE with the same encoder, the same number of
-steps and images, evaluated by :mod:`jepalab.vision.evaluation`; every verdict comes from a rule in this module.
+"""Real-image experiments (``jepalab experiment NAME``): a joint-embedding method versus a reconstruction method
+(default I-JEPA versus MAE, ``methods=[ijepa, mae]``) with the same encoder, the same number of steps and images,
+evaluated by :mod:`jepalab.vision.evaluation`. Each run's config is the method's ``small_image_recipe`` plus the
+experiment's own settings (data, strength, width, depth, budget). Every experiment is registered with
+:func:`register_experiment` and returns its claim, its rule and the verdict measured by that rule.
 
 - ``noisy-features``: clean and noisy Fashion-MNIST (several distractor strengths). Claim (Littwin et al. 2024 on
   real data, our protocol): as the distractor grows, MAE's representation takes it up (distractor R² above its
@@ -21,16 +24,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jepalab.config import config_to_dict, from_dict, load_config, param
+from jepalab.config import config_to_dict, from_dict, load_config, merge_dicts, param
+from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure, write_csv, write_json
 from jepalab.vision.config import PretrainConfig
 from jepalab.vision.distributed import resolve_device
 from jepalab.vision.evaluation import EvalSettings, evaluate_run
-from jepalab.vision.train import CHECKPOINT, pretrain
+from jepalab.vision.methods import method_spec
+from jepalab.vision.runs import CHECKPOINT
+from jepalab.vision.train import pretrain
 
-__all__ = ["EXPERIMENTS", "ExperimentSettings", "run_experiment"]
+__all__ = ["EXPERIMENTS", "ExperimentSettings", "pretrain_config", "register_experiment", "run_experiment"]
 
-METHODS = ("ijepa", "mae")
+Say = Callable[[str], None]
+Experiment = Callable[[Path, "ExperimentSettings", Say], dict[str, Any]]
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register_experiment(name: str) -> Callable[[Experiment], Experiment]:
+    """Decorator registering ``run(out, settings, say) -> summary`` (claim, rule, measured, checks, held)."""
+
+    def decorate(run: Experiment) -> Experiment:
+        EXPERIMENTS[name] = run
+        return run
+
+    return decorate
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,8 @@ class ExperimentSettings:
     """Budget of an experiment: model width/depth, steps, seeds, sweep values, evaluation sizes."""
 
     quick: bool = param(True, help="small models and few steps (≤ 20 min on 2 CPU cores); False = GPU scale")
+    methods: tuple[str, ...] = param(("ijepa", "mae"), help="the joint-embedding method, then the reconstruction "
+                                     "method it is compared with")
     seeds: tuple[int, ...] = param((0,), help="training seeds (full mode: at least 3)")
     strengths: tuple[float, ...] = param((0.0, 0.05, 0.1), ge=0, le=1, help="distractor strengths (noisy-features)")
     jitter: float = param(2.0, ge=0, help="distractor per-patch jitter σ")
@@ -55,6 +75,12 @@ class ExperimentSettings:
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(train_images=5000, test_images=1000,
                                                                    probe="ridge"))
 
+    def __post_init__(self) -> None:
+        if len(self.methods) != 2:
+            raise ValueError(f"methods must name two methods (joint-embedding, reconstruction); got {self.methods}")
+        for name in self.methods:
+            method_spec(name)
+
     @staticmethod
     def full() -> ExperimentSettings:
         """The GPU-scale settings (ViT-tiny width, 3 seeds, the whole training split, logistic probes)."""
@@ -66,17 +92,15 @@ class ExperimentSettings:
 
 def pretrain_config(method: str, dataset: str, options: dict[str, Any], settings: ExperimentSettings, seed: int,
                     depth: int | None = None) -> PretrainConfig:
-    """The experiment's I-JEPA or MAE config: same encoder, steps, batch and augmentation for both methods."""
+    """``method``'s small-image recipe with the experiment's own settings on top: the same data, views, encoder
+    width and depth, steps and batch for every method."""
     depth = settings.depth if depth is None else depth
     total_steps = settings.epochs * (settings.train_images // settings.global_batch)
-    heads = max(1, settings.dim // 32)
-    fields: dict[str, Any] = {
+    own: dict[str, Any] = {
         "method": method, "seed": seed,
         "data": {"dataset": dataset, "root": settings.data_root, "image_size": 28, "crop_scale": [1.0, 1.0],
                  "crop_ratio": [1.0, 1.0], "hflip": False, "limit": settings.train_images, "options": options},
-        "model": {"size": "tiny", "patch_size": 4, "dim": settings.dim, "depth": depth, "heads": heads},
-        "ijepa": {"predictor_dim": settings.dim, "predictor_depth": 2 if settings.quick else 6},
-        "mae": {"decoder_dim": settings.dim, "decoder_depth": 2 if settings.quick else 8, "decoder_heads": heads},
+        "model": {"dim": settings.dim, "depth": depth, "heads": max(1, settings.dim // 32)},
         "optim": {"epochs": settings.epochs, "warmup_epochs": min(1.0, settings.epochs / 4),
                   "global_batch": settings.global_batch},
         "train": {"device": settings.device, "progress": False, "log_every": 10, "diag_every": 0,
@@ -85,9 +109,9 @@ def pretrain_config(method: str, dataset: str, options: dict[str, Any], settings
                   "snapshot_every": max(1, total_steps // settings.snapshots)},
     }
     if dataset == "image-folder":
-        fields["data"].update(root=settings.folder, image_size=32, store_size=36, crop_scale=[0.3, 1.0],
-                              crop_ratio=[0.75, 1.333], limit=None)
-    return from_dict(PretrainConfig, fields)
+        own["data"].update(root=settings.folder, image_size=32, store_size=36, crop_scale=[0.3, 1.0],
+                           crop_ratio=[0.75, 1.333], limit=None)
+    return from_dict(PretrainConfig, merge_dicts(method_spec(method).small_image_recipe, own))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -141,7 +165,7 @@ class _Grid:
     def add(self, key: tuple, cfg: PretrainConfig) -> None:
         self.runs[key] = (cfg, self.out / "runs" / "-".join(str(k) for k in key))
 
-    def execute(self, settings: ExperimentSettings, say: Callable[[str], None]) -> dict[tuple, dict[str, Any]]:
+    def execute(self, settings: ExperimentSettings, say: Say) -> dict[tuple, dict[str, Any]]:
         results = {}
         for index, (key, (cfg, run)) in enumerate(self.runs.items(), 1):
             say(f"[{index}/{len(self.runs)}] {' '.join(map(str, key))} → {run}")
@@ -152,11 +176,13 @@ class _Grid:
         return results
 
 
-def noisy_features(out: Path, settings: ExperimentSettings, say: Callable[[str], None]) -> dict[str, Any]:
-    """I-JEPA and MAE on noisy Fashion-MNIST at each strength: label probe, distractor R², RankMe, LiDAR, Δ."""
+@register_experiment("noisy-features")
+def noisy_features(out: Path, settings: ExperimentSettings, say: Say) -> dict[str, Any]:
+    """The two methods on noisy Fashion-MNIST at each strength: label probe, distractor R², RankMe, LiDAR, Δ."""
+    (jepa, recon), (jl, rl) = settings.methods, _labels(settings)
     grid = _Grid(out)
     for strength in settings.strengths:
-        for method in METHODS:
+        for method in settings.methods:
             for seed in settings.seeds:
                 options = {"strength": strength, "jitter": settings.jitter}
                 grid.add((method, f"s{strength:g}", f"seed{seed}"),
@@ -170,21 +196,21 @@ def noisy_features(out: Path, settings: ExperimentSettings, say: Callable[[str],
     def per_seed(method: str, strength: float, key: str) -> list[float]:
         return [r[key] for r in rows if r["method"] == method and r["strength"] == strength]
 
-    drop = {m: [a - b for a, b in zip(per_seed(m, lo, "probe"), per_seed(m, hi, "probe"))] for m in METHODS}
-    r2 = {m: per_seed(m, hi, "distractor_uptake") for m in METHODS}
-    drop_effect = statistics.mean(drop["mae"]) - statistics.mean(drop["ijepa"])
-    r2_effect = statistics.mean(r2["mae"]) - statistics.mean(r2["ijepa"])
-    drop_spread = _spread([a - b for a, b in zip(drop["mae"], drop["ijepa"])])
-    r2_spread = _spread([a - b for a, b in zip(r2["mae"], r2["ijepa"])])
+    drop = {m: [a - b for a, b in zip(per_seed(m, lo, "probe"), per_seed(m, hi, "probe"))] for m in settings.methods}
+    r2 = {m: per_seed(m, hi, "distractor_uptake") for m in settings.methods}
+    drop_effect = statistics.mean(drop[recon]) - statistics.mean(drop[jepa])
+    r2_effect = statistics.mean(r2[recon]) - statistics.mean(r2[jepa])
+    drop_spread = _spread([a - b for a, b in zip(drop[recon], drop[jepa])])
+    r2_spread = _spread([a - b for a, b in zip(r2[recon], r2[jepa])])
     n = len(settings.seeds)
     held_drop, why_drop = _decide(drop_effect, drop_spread, n)
     held_r2, why_r2 = _decide(r2_effect, r2_spread, n)
     _plot_noisy(rows, settings, out)
     return {
-        "claim": "As the distractor strength grows, MAE's representation takes up the distractor (its training adds "
-                 "more distractor R² than I-JEPA's does) and loses more label accuracy than I-JEPA's.",
-        "rule": "held = (MAE's probe drop from the weakest to the strongest distractor − I-JEPA's) passes the shared "
-                "rule AND (MAE's distractor uptake − I-JEPA's at the strongest) passes it, uptake = R²(encoder) − "
+        "claim": f"As the distractor strength grows, {rl}'s representation takes up the distractor (its training adds "
+                 f"more distractor R² than {jl}'s does) and loses more label accuracy than {jl}'s.",
+        "rule": f"held = ({rl}'s probe drop from the weakest to the strongest distractor − {jl}'s) passes the shared "
+                f"rule AND ({rl}'s distractor uptake − {jl}'s at the strongest) passes it, uptake = R²(encoder) − "
                 "R²(random encoder of the same architecture and init); shared rule: effect > 0, and with ≥ 3 seeds "
                 "effect > the std over seeds of the paired difference.",
         "measured": {"probe_drop": {m: statistics.mean(v) for m, v in drop.items()},
@@ -196,36 +222,41 @@ def noisy_features(out: Path, settings: ExperimentSettings, say: Callable[[str],
     }
 
 
-def variance_subspaces(out: Path, settings: ExperimentSettings, say: Callable[[str], None]) -> dict[str, Any]:
-    """I-JEPA and MAE on clean Fashion-MNIST (or ``settings.folder``): Δ = CCA(bottom) − CCA(top) per method."""
+@register_experiment("variance-subspaces")
+def variance_subspaces(out: Path, settings: ExperimentSettings, say: Say) -> dict[str, Any]:
+    """The two methods on clean Fashion-MNIST (or ``settings.folder``): Δ = CCA(bottom) − CCA(top) per method."""
+    (jepa, recon), (jl, rl) = settings.methods, _labels(settings)
     grid = _Grid(out)
     dataset = "image-folder" if settings.folder else "fashion-mnist"
-    for method in METHODS:
+    for method in settings.methods:
         for seed in settings.seeds:
             grid.add((method, f"seed{seed}"), pretrain_config(method, dataset, {}, settings, seed))
     results = grid.execute(settings, say)
     rows = [{"method": key[0], "seed": int(key[1][4:]), **_last_row(r)} for key, r in results.items()]
     write_csv(out / "results.csv", rows)
-    delta = {m: [r["cca_delta"] for r in rows if r["method"] == m] for m in METHODS}
-    effect = statistics.mean(delta["ijepa"]) - statistics.mean(delta["mae"])
-    held, why = _decide(effect, _spread([a - b for a, b in zip(delta["ijepa"], delta["mae"])]), len(settings.seeds))
-    _plot_bars(rows, ("top_probe", "bottom_probe", "cca_top", "cca_bottom"), out / "variance_subspaces",
+    delta = {m: [r["cca_delta"] for r in rows if r["method"] == m] for m in settings.methods}
+    effect = statistics.mean(delta[jepa]) - statistics.mean(delta[recon])
+    held, why = _decide(effect, _spread([a - b for a, b in zip(delta[jepa], delta[recon])]), len(settings.seeds))
+    _plot_bars(rows, settings.methods, ("top_probe", "bottom_probe", "cca_top", "cca_bottom"),
+               out / "variance_subspaces",
                f"Top/bottom pixel-variance subspaces ({dataset}, f = {settings.eval.subspace_share})")
     return {
-        "claim": "I-JEPA's features depend more on the low-variance (bottom) pixel subspace than MAE's: larger "
+        "claim": f"{jl}'s features depend more on the low-variance (bottom) pixel subspace than {rl}'s: larger "
                  "Δ = meanCCA(f(x), f(x_bottom)) − meanCCA(f(x), f(x_top)) (our protocol).",
-        "rule": "held = Δ(I-JEPA) − Δ(MAE) passes the shared rule (effect > 0; with ≥ 3 seeds > its spread).",
+        "rule": f"held = Δ({jl}) − Δ({rl}) passes the shared rule (effect > 0; with ≥ 3 seeds > its spread).",
         "measured": {"delta": {m: statistics.mean(v) for m, v in delta.items()}, "effect": effect},
         "checks": {"delta": why}, "held": held, "seeds": len(settings.seeds), "dataset": dataset,
     }
 
 
-def depth_effect(out: Path, settings: ExperimentSettings, say: Callable[[str], None]) -> dict[str, Any]:
-    """I-JEPA and MAE at each encoder depth on noisy Fashion-MNIST (strongest strength): the uptake gap per depth."""
+@register_experiment("depth")
+def depth_effect(out: Path, settings: ExperimentSettings, say: Say) -> dict[str, Any]:
+    """The two methods at each encoder depth on noisy Fashion-MNIST (strongest strength): the uptake gap per depth."""
+    (jepa, recon), (jl, rl) = settings.methods, _labels(settings)
     grid = _Grid(out)
     options = {"strength": max(settings.strengths), "jitter": settings.jitter}
     for depth in settings.depths:
-        for method in METHODS:
+        for method in settings.methods:
             for seed in settings.seeds:
                 grid.add((method, f"depth{depth}", f"seed{seed}"),
                          pretrain_config(method, "noisy-fashion-mnist", options, settings, seed, depth))
@@ -236,18 +267,18 @@ def depth_effect(out: Path, settings: ExperimentSettings, say: Callable[[str], N
 
     def gaps(depth: int) -> list[float]:
         pick = lambda m: [r["distractor_uptake"] for r in rows if r["method"] == m and r["depth"] == depth]  # noqa: E731
-        return [a - b for a, b in zip(pick("mae"), pick("ijepa"))]
+        return [a - b for a, b in zip(pick(recon), pick(jepa))]
 
     shallow, deep = min(settings.depths), max(settings.depths)
     growth = [d - s for s, d in zip(gaps(shallow), gaps(deep))]
     grows, why = _decide(statistics.mean(growth), _spread(growth), len(settings.seeds))
     positive, why_gap = _decide(statistics.mean(gaps(deep)), _spread(gaps(deep)), len(settings.seeds))
-    _plot_depth(rows, out)
+    _plot_depth(rows, settings.methods, out)
     return {
-        "claim": "MAE's distractor uptake (R² above random init) exceeds I-JEPA's, and the gap grows with encoder "
+        "claim": f"{rl}'s distractor uptake (R² above random init) exceeds {jl}'s, and the gap grows with encoder "
                  "depth (the theory: JEPA's ρ-bias grows with depth).",
         "rule": "held = gap(deepest) − gap(shallowest) passes the shared rule AND gap(deepest) itself passes it "
-                "(MAE takes up more of the distractor than I-JEPA at depth); shared rule: effect > 0, and with ≥ 3 "
+                f"({rl} takes up more of the distractor than {jl} at depth); shared rule: effect > 0, and with ≥ 3 "
                 "seeds > the std over seeds.",
         "measured": {"gap": {str(d): statistics.mean(gaps(d)) for d in settings.depths},
                      "growth": statistics.mean(growth)},
@@ -256,22 +287,18 @@ def depth_effect(out: Path, settings: ExperimentSettings, say: Callable[[str], N
     }
 
 
-def _pyplot() -> Any:
-    from jepalab.plotting import pyplot
-
-    plt = pyplot()
-
-    return plt
+def _labels(settings: ExperimentSettings) -> tuple[str, ...]:
+    return tuple(method_spec(m).label for m in settings.methods)
 
 
 def _plot_noisy(rows: list[dict[str, Any]], settings: ExperimentSettings, out: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for method, colour in zip(METHODS, ("tab:blue", "tab:red")):
+    for method, colour in zip(settings.methods, ("tab:blue", "tab:red")):
         for ax, key in zip(axes, ("probe", "distractor_uptake", "rankme")):
             xs = sorted({r["strength"] for r in rows})
             ys = [statistics.mean(r[key] for r in rows if r["method"] == method and r["strength"] == x) for x in xs]
-            ax.plot(xs, ys, "o-", color=colour, label={"ijepa": "I-JEPA", "mae": "MAE"}[method])
+            ax.plot(xs, ys, "o-", color=colour, label=method_spec(method).label)
     for ax, label in zip(axes, ("label probe top-1 (fraction)", "distractor R² − random-init R²",
                                 "RankMe (of width)")):
         ax.set_xlabel("distractor strength s (pixel units)")
@@ -285,13 +312,14 @@ def _plot_noisy(rows: list[dict[str, Any]], settings: ExperimentSettings, out: P
     plt.close(fig)
 
 
-def _plot_bars(rows: list[dict[str, Any]], keys: tuple[str, ...], stem: Path, title: str) -> None:
-    plt = _pyplot()
+def _plot_bars(rows: list[dict[str, Any]], methods: tuple[str, ...], keys: tuple[str, ...], stem: Path,
+               title: str) -> None:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.8))
     width = 0.38
-    for offset, method in zip((-width / 2, width / 2), METHODS):
+    for offset, method in zip((-width / 2, width / 2), methods):
         values = [statistics.mean(r[k] for r in rows if r["method"] == method) for k in keys]
-        ax.bar([i + offset for i in range(len(keys))], values, width, label={"ijepa": "I-JEPA", "mae": "MAE"}[method])
+        ax.bar([i + offset for i in range(len(keys))], values, width, label=method_spec(method).label)
     ax.set_xticks(range(len(keys)), [k.replace("_", " ") for k in keys])
     ax.set_ylabel("probe top-1 / mean CCA (fraction)")
     ax.set_title(title)
@@ -301,14 +329,14 @@ def _plot_bars(rows: list[dict[str, Any]], keys: tuple[str, ...], stem: Path, ti
     plt.close(fig)
 
 
-def _plot_depth(rows: list[dict[str, Any]], out: Path) -> None:
-    plt = _pyplot()
+def _plot_depth(rows: list[dict[str, Any]], methods: tuple[str, ...], out: Path) -> None:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for method in METHODS:
+    for method in methods:
         depths = sorted({r["depth"] for r in rows})
         ys = [statistics.mean(r["distractor_uptake"] for r in rows if r["method"] == method and r["depth"] == d)
               for d in depths]
-        ax.plot(depths, ys, "o-", label={"ijepa": "I-JEPA", "mae": "MAE"}[method])
+        ax.plot(depths, ys, "o-", label=method_spec(method).label)
     ax.set_xlabel("encoder depth (blocks)")
     ax.set_ylabel("distractor R² − random-init R²")
     ax.set_title("Distractor uptake versus encoder depth (noisy Fashion-MNIST)")
@@ -319,12 +347,8 @@ def _plot_depth(rows: list[dict[str, Any]], out: Path) -> None:
     plt.close(fig)
 
 
-EXPERIMENTS: dict[str, Callable[[Path, ExperimentSettings, Callable[[str], None]], dict[str, Any]]] = {
-    "noisy-features": noisy_features, "variance-subspaces": variance_subspaces, "depth": depth_effect}
-
-
 def run_experiment(name: str, out: str | Path, settings: ExperimentSettings,
-                   say: Callable[[str], None] = print) -> dict[str, Any]:
+                   say: Say = print) -> dict[str, Any]:
     """Run experiment ``name`` into ``out`` (finished runs are reused); writes and returns ``summary.json``."""
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment must be one of {list(EXPERIMENTS)}; got {name!r}")

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from jepalab.report import image_experiments as experiments
 from jepalab.report.claims import PartContext
-from jepalab.report.image_experiments import ExperimentSettings, pretrain_config, run_experiment
 from jepalab.report.parts_images import run_images
+from jepalab.vision import experiments
+from jepalab.vision.experiments import ExperimentSettings, pretrain_config, run_experiment
 
 
 def test_both_methods_get_the_same_encoder_budget_and_views() -> None:
@@ -67,6 +67,28 @@ def test_one_seed_is_flagged_indicative(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_unknown_experiment_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="noisy-features"):
         run_experiment("colour", tmp_path, ExperimentSettings())
+
+
+def test_run_configs_start_from_the_method_recipe() -> None:
+    """Each run's config is its method's small-image recipe with the experiment's settings on top."""
+    from jepalab.vision.methods import method_spec
+
+    settings = ExperimentSettings(dim=64, depth=2)
+    for name in settings.methods:
+        cfg = pretrain_config(name, "fashion-mnist", {}, settings, seed=0)
+        section, values = next((k, v) for k, v in method_spec(name).small_image_recipe.items()
+                               if k not in ("data", "model", "optim", "train"))
+        assert {key: getattr(getattr(cfg, section), key) for key in values} == {
+            key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+        assert (cfg.model.resolved().dim, cfg.model.resolved().depth, cfg.data.hflip) == (64, 2, False)
+
+
+def test_experiments_are_registered_and_the_cli_takes_their_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from jepalab.cli import main
+
+    assert set(experiments.EXPERIMENTS) == {"noisy-features", "variance-subspaces", "depth"}
+    assert main(["experiment", "colour", "--out", "/nonexistent/never"]) == 2
+    assert "experiment must be one of ['noisy-features'" in capsys.readouterr().err
 
 
 def test_report_part_reads_reused_experiments(tmp_path: Path) -> None:

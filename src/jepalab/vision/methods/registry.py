@@ -1,0 +1,169 @@
+"""Method registry: name → :class:`MethodSpec`. Every module of ``jepalab.vision.methods`` is imported on first use,
+so a new file that subclasses :class:`MethodSpec` and decorates it with :func:`register_method` is picked up
+without editing anything else (docs/architecture.md, "Adding a method")::
+
+    @register_method
+    class PixelRegression(MethodSpec):
+        name, label = "pixreg", "pixel regression"
+        optimiser_recipe = {"lr": 1e-3, "start_lr": 0.0, "final_lr": 0.0, "weight_decay": 0.05,
+                            "final_weight_decay": 0.05, "betas": (0.9, 0.999)}
+
+        def build(self, cfg, encoder): return PixelHead(encoder)
+        def mask_sampler(self, cfg): return functools.partial(random_masks, num_tokens=..., ratio=0.5)
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from jepalab.vision.config import PretrainConfig
+    from jepalab.vision.masks import Masks
+    from jepalab.vision.vit import ViT
+
+__all__ = ["MethodSpec", "available_methods", "encoder_names", "method_sections", "method_spec", "register_method"]
+
+OPTIMISER_FIELDS = ("lr", "start_lr", "final_lr", "weight_decay", "final_weight_decay", "betas")
+
+
+class MethodSpec:
+    """What the trainer, evaluation and experiments need of one pretraining method. Subclass it, set the class
+    attributes, implement :meth:`build` and :meth:`mask_sampler`, override the other hooks where the defaults
+    (no per-step hook, one encoder, no extra set-up facts) do not fit."""
+
+    name: ClassVar[str] = ""  # the config's ``method:`` value
+    label: ClassVar[str] = ""  # how tables, plots and reports name it ("I-JEPA")
+    sections: ClassVar[dict[str, type]] = {}  # config sections it reads: name → dataclass (may reuse another's)
+    optimiser_recipe: ClassVar[dict[str, Any]] = {}  # values of empty optim fields; "base_lr" scales by batch/256
+    small_image_recipe: ClassVar[dict[str, Any]] = {}  # nested config values for 28-px Fashion-MNIST
+    encoders: ClassVar[dict[str, str]] = {"encoder": "encoder"}  # read-out name → model attribute; first = default
+    aliases: ClassVar[dict[str, str]] = {}  # other names accepted for an encoder
+    head: ClassVar[str] = "head"  # name of the parameters outside the encoders (predictor, decoder)
+    init: ClassVar[str] = "mae"  # ViT init style (jepalab.vision.vit.init_weights)
+
+    def validate(self, cfg: PretrainConfig) -> None:
+        """Cross-field checks of the method's sections; raise ``ValueError`` naming the field."""
+
+    def cls_token(self, cfg: PretrainConfig) -> bool:
+        """Whether the encoder carries a class token."""
+        return False
+
+    def build(self, cfg: PretrainConfig, encoder: ViT) -> nn.Module:
+        """The objective around ``encoder``: ``model(images, masks)`` → scalar loss; ``model.encoder`` is trained."""
+        raise NotImplementedError(f"method {self.name!r} does not implement build()")
+
+    def mask_sampler(self, cfg: PretrainConfig) -> Callable[[int, torch.Generator], Masks]:
+        """``sample(batch, generator)`` → the masks of one batch (:class:`~jepalab.vision.masks.Masks`)."""
+        raise NotImplementedError(f"method {self.name!r} does not implement mask_sampler()")
+
+    def mask_summary(self, cfg: PretrainConfig, masks: list[Masks]) -> dict[str, Any]:
+        """Mask statistics for run.json and ``--dry-run`` from the first batches' masks (default: visible share)."""
+        tokens = cfg.grid[0] * cfg.grid[1]
+        shares = [float(m.membership(tokens)[0].float().mean()) for m in masks]
+        return {"tokens": tokens, "context_share": sum(shares) / len(shares)}
+
+    def schedule_facts(self, cfg: PretrainConfig, total: int) -> dict[str, Any]:
+        """Extra schedule facts of a ``total``-step run for run.json (I-JEPA: the EMA mass)."""
+        return {}
+
+    def describe(self, cfg: PretrainConfig, record: dict[str, Any]) -> list[str]:
+        """Set-up lines printed before training, from the run record (masks, schedules)."""
+        return []
+
+    def after_step(self, model: nn.Module, cfg: PretrainConfig, step: int, total: int) -> dict[str, float]:
+        """Run after each optimiser step (I-JEPA: the EMA update); returns values to log with the step."""
+        return {}
+
+    def encoder_modules(self, model: nn.Module) -> dict[str, ViT]:
+        """The model's encoders by read-out name, the evaluation default first."""
+        return {name: getattr(model, attribute) for name, attribute in self.encoders.items()}
+
+    def select_encoder(self, model: nn.Module, which: str = "auto") -> tuple[str, ViT]:
+        """(name, encoder) for ``which``: "auto" = the default, else a name of :attr:`encoders` or an alias."""
+        found = self.encoder_modules(model)
+        name = next(iter(found)) if which == "auto" else self.aliases.get(which, which)
+        if name not in found:
+            raise ValueError(f"a {self.label} run has the encoder(s) {['auto', *found]}; got {which!r}")
+        return name, found[name]
+
+    def parameter_counts(self, model: nn.Module) -> dict[str, int]:
+        """Parameters of the trained encoder, of :attr:`head`, of each other encoder, and the trainable total."""
+        def count(module: nn.Module, trainable_only: bool = False) -> int:
+            return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+        encoders = self.encoder_modules(model)
+        others = {f"{name}_encoder": count(e) for name, e in encoders.items() if e is not model.encoder}
+        head = count(model) - count(model.encoder) - sum(others.values())
+        return {"encoder": count(model.encoder), self.head: head, **others,
+                "trainable": count(model, trainable_only=True)}
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+_discovered = False
+
+
+def register_method(cls: type[MethodSpec]) -> type[MethodSpec]:
+    """Class decorator registering an instance of ``cls`` under ``cls.name`` (names are unique; a section name
+    shared with another method must name the same dataclass)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} sets no name")
+    existing = _REGISTRY.get(cls.name)
+    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
+        raise ValueError(f"method {cls.name!r} is already registered by {type(existing).__module__}")
+    for section, kind in cls.sections.items():
+        other = _section_types().get(section)
+        if other is not None and other is not kind and other.__qualname__ != kind.__qualname__:
+            raise ValueError(f"section {section!r} of {cls.name!r} is {kind.__qualname__}; another method's is "
+                             f"{other.__qualname__}")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    import jepalab.vision.methods as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_") and module.name != "registry":
+            importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def available_methods() -> dict[str, MethodSpec]:
+    """All registered methods, by name in registration order (imports every module of the package once)."""
+    _discover()
+    return dict(_REGISTRY)
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The spec registered under ``name``; ``ValueError`` listing the registered names otherwise."""
+    known = available_methods()
+    if name not in known:
+        raise ValueError(f"method must be one of {list(known)}; got {name!r}")
+    return known[name]
+
+
+def _section_types() -> dict[str, type]:
+    return {name: kind for spec in _REGISTRY.values() for name, kind in spec.sections.items()}
+
+
+def method_sections() -> dict[str, type]:
+    """Every registered method's config sections (name → dataclass): each config holds all of them."""
+    _discover()
+    return _section_types()
+
+
+def encoder_names() -> tuple[str, ...]:
+    """"auto" and every encoder name or alias a registered method accepts."""
+    names = {"auto": None}
+    for spec in available_methods().values():
+        names.update(dict.fromkeys([*spec.encoders, *spec.aliases]))
+    return tuple(names)

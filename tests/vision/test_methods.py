@@ -1,0 +1,153 @@
+"""The method registry: the contract every registered method must pass, a toy method registered in a few lines,
+the small-image recipes against the shipped CPU presets, and unknown method names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from pretrain_helpers import step_losses
+from torch import nn
+
+from jepalab.config import ConfigError, config_to_dict, from_dict, load_config, merge_dicts, param, parse_overrides
+from jepalab.data import step_generator
+from jepalab.vision import PretrainConfig, load_encoder, pretrain, read_checkpoint
+from jepalab.vision.mae import patchify
+from jepalab.vision.masks import random_masks
+from jepalab.vision.methods import MethodSpec, available_methods, method_spec, register_method, registry
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+# -- a toy method: regress every patch's pixels from the mean of the visible tokens ---------------------------------
+@dataclass
+class PixelConfig:
+    """Toy method settings."""
+
+    mask_ratio: float = param(0.5, gt=0, lt=1, help="share of patches hidden from the encoder")
+
+
+class PixelRegression(nn.Module):
+    """Loss: mean squared error between a linear read-out of the visible tokens' mean and every patch."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.dim, encoder.patch_size ** 2 * encoder.in_channels)
+
+    def forward(self, images: torch.Tensor, masks: Any) -> torch.Tensor:
+        z = self.encoder(images, keep=masks.keep).mean(dim=1, keepdim=True)  # (B, 1, E)
+        return (self.head(z) - patchify(images, self.encoder.patch_size)).square().mean()  # vs (B, N, p·p·C)
+
+
+class PixelMethod(MethodSpec):
+    name, label = "pixel", "pixel regression"
+    sections = {"pixel": PixelConfig}  # noqa: RUF012
+    optimiser_recipe = {"lr": 1e-3, "start_lr": 0.0, "final_lr": 0.0, "weight_decay": 0.05,  # noqa: RUF012
+                        "final_weight_decay": 0.05, "betas": (0.9, 0.999)}
+    small_image_recipe = {"model": {"patch_size": 4}}  # noqa: RUF012
+
+    def build(self, cfg: PretrainConfig, encoder: nn.Module) -> nn.Module:
+        return PixelRegression(encoder)
+
+    def mask_sampler(self, cfg: PretrainConfig) -> Any:
+        return lambda batch, generator: random_masks(batch, cfg.grid[0] * cfg.grid[1], cfg.pixel.mask_ratio, generator)
+
+
+@pytest.fixture
+def toy_method(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Register the toy method for one test (the registry is restored afterwards)."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(available_methods()))
+    register_method(PixelMethod)
+    yield "pixel"
+
+
+# -- the contract --------------------------------------------------------------------------------------------------
+def check_method(name: str, root: Path, out: Path) -> None:
+    """What every registered method must pass: its small-image recipe validates; masks give a context and a
+    target; 3 steps through ``pretrain`` log finite losses and the method's hook values; a stop after 2 steps
+    plus ``--resume`` equals the uninterrupted run bit for bit; the checkpoint loads back and every named encoder
+    (the default first) is a ViT; parameter counts name the encoder and the head."""
+    spec = method_spec(name)
+    overrides = [f"method={name}", f"data.root={root}", "model.size=pico", "optim.epochs=1", "optim.global_batch=16",
+                 "train.log_every=1", "train.diag_every=0", "train.diag_images=16", "train.progress=false",
+                 "train.checkpoint_every=2", "train.device=cpu", "train.threads=1", "data.limit=48"]
+    cfg = from_dict(PretrainConfig, merge_dicts(spec.small_image_recipe, parse_overrides(overrides)))
+    masks = spec.mask_sampler(cfg)(4, step_generator(0, "masks", 0))
+    context, target = masks.membership(cfg.grid[0] * cfg.grid[1])
+    assert context.shape == target.shape == (4, cfg.grid[0] * cfg.grid[1])
+    assert context.any(dim=1).all() and target.any(dim=1).all()
+
+    whole = pretrain(cfg, out / "whole")
+    losses = step_losses(whole)
+    assert sorted(losses) == [0, 1, 2] and all(torch.isfinite(torch.tensor(list(losses.values()))))
+    split = pretrain(cfg, out / "split", stop_after=2)
+    pretrain(cfg, split, resume=True)
+    assert step_losses(split) == losses
+    ours, _ = read_checkpoint(split / "checkpoint.safetensors")
+    theirs, record = read_checkpoint(whole / "checkpoint.safetensors")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs) and record["method"] == name
+
+    default = load_encoder(whole)
+    assert default.run_info["encoder"] == next(iter(spec.encoders))
+    for encoder in spec.encoders:
+        assert load_encoder(whole, encoder).run_info["encoder"] == encoder
+    counts = json.loads((whole / "run.json").read_text())["parameters"]
+    assert counts["encoder"] > 0 and spec.head in counts and counts["trainable"] > 0
+
+
+@pytest.mark.parametrize("name", list(available_methods()))
+def test_every_registered_method_passes_the_contract(name: str, fmnist_root: Path, tmp_path: Path) -> None:
+    check_method(name, fmnist_root, tmp_path)
+
+
+def test_a_toy_method_registers_in_a_few_lines_and_trains(toy_method: str, fmnist_root: Path,
+                                                            tmp_path: Path) -> None:
+    """The toy method gets its own config section, trains 3 steps through pretrain and passes the contract."""
+    cfg = load_config(PretrainConfig, None, [f"method={toy_method}", "model.patch_size=4", "pixel.mask_ratio=0.25"])
+    assert cfg.pixel.mask_ratio == 0.25 and "pixel" in config_to_dict(cfg)
+    check_method(toy_method, fmnist_root, tmp_path)
+
+
+def test_ijepa_logs_the_ema_momentum(reference_runs: dict[str, Path]) -> None:
+    """The per-step hook's values reach metrics.jsonl (I-JEPA: the EMA momentum, rising from 0.996)."""
+    records = [yaml.safe_load(line) for line in (reference_runs["ijepa"] / "metrics.jsonl").read_text().splitlines()]
+    momenta = [r["momentum"] for r in records if "loss" in r]
+    assert momenta[0] == pytest.approx(0.996) and momenta == sorted(momenta)
+
+
+@pytest.mark.parametrize("name", ["ijepa", "mae"])
+def test_cpu_presets_follow_the_small_image_recipe(name: str) -> None:
+    """configs/fmnist-<method>-cpu.yaml agrees with the method's small-image recipe on every key the recipe sets."""
+    preset = yaml.safe_load((CONFIGS / f"fmnist-{name}-cpu.yaml").read_text())
+
+    def leaves(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+        for key, value in tree.items():
+            yield from leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [(f"{prefix}{key}", value)]
+
+    flat = dict(leaves(preset))
+    recipe = dict(leaves(method_spec(name).small_image_recipe))
+    assert preset["method"] == name and recipe
+    assert {key: flat.get(key) for key in recipe} == recipe
+
+
+def test_unknown_method_lists_the_registered_ones() -> None:
+    with pytest.raises(ConfigError, match=r"method must be one of \['ijepa', 'mae'"):
+        load_config(PretrainConfig, None, ["method=data2vec"])
+
+
+def test_saved_configs_keep_their_layout_and_load(reference_runs: dict[str, Path], tmp_path: Path) -> None:
+    """config.yaml keeps every section at the top level and round-trips; one from before the registry (integer
+    data.num_workers) loads too."""
+    saved = yaml.safe_load((reference_runs["mae"] / "config.yaml").read_text())
+    assert list(saved) == ["method", "seed", "data", "model", "mask", "ijepa", "mae", "optim", "train"]
+    assert config_to_dict(load_config(PretrainConfig, reference_runs["mae"] / "config.yaml")) == saved
+    saved["data"]["num_workers"] = 0
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(saved))
+    assert load_config(PretrainConfig, tmp_path / "old.yaml").data.workers == 0
