@@ -74,5 +74,5 @@ def test_collapse_flag_threshold_and_centred_rankme():
     assert rankme(shifted) < 2.0 and rankme(shifted, centre=True) == pytest.approx(rankme(spread, centre=True))
     line = rng.normal(size=(2000, 1)) * rng.normal(size=(1, 32)) + 0.01 * rng.normal(size=(2000, 32))
     stats = collapse_diagnostics(line)
-    assert is_collapsed(stats["rankme_centred"], 32) and not is_collapsed(collapse_diagnostics(spread)["rankme_centred"],
-                                                                          32)
+    assert is_collapsed(stats["rankme_centred"], 32)
+    assert not is_collapsed(collapse_diagnostics(spread)["rankme_centred"], 32)
