@@ -60,3 +60,19 @@ def test_token_spread_and_bad_inputs():
         collapse_diagnostics(np.ones(5))
     with pytest.raises(ValueError, match="dead_ratio"):
         collapse_diagnostics(np.ones((12, 3)), dead_ratio=0.0)
+
+
+def test_collapse_flag_threshold_and_centred_rankme():
+    from jepalab.eval import COLLAPSE_RANK_SHARE, is_collapsed, rankme
+
+    assert COLLAPSE_RANK_SHARE == 0.05
+    assert is_collapsed(4.7, 96) and not is_collapsed(4.9, 96)  # threshold 0.05 × 96 = 4.8
+    assert is_collapsed(float("nan"), 96) and is_collapsed(float("inf"), 96)
+    rng = np.random.default_rng(6)
+    spread = rng.normal(size=(2000, 32))
+    shifted = spread + 100.0  # a huge mean: the uncentred RankMe sees one direction
+    assert rankme(shifted) < 2.0 and rankme(shifted, centre=True) == pytest.approx(rankme(spread, centre=True))
+    line = rng.normal(size=(2000, 1)) * rng.normal(size=(1, 32)) + 0.01 * rng.normal(size=(2000, 32))
+    stats = collapse_diagnostics(line)
+    assert is_collapsed(stats["rankme_centred"], 32)
+    assert not is_collapsed(collapse_diagnostics(spread)["rankme_centred"], 32)

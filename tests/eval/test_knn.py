@@ -128,3 +128,18 @@ def test_knn_bad_inputs():
         knn_accuracy(train, [0.5, 1, 1], train, labels)
     with pytest.raises(ValueError, match="same number of rows"):
         knn_accuracy(train, labels, train[:2], labels[:2], exclude_self=True)
+
+
+def test_centred_knn_ignores_a_large_shared_mean():
+    rng = np.random.default_rng(5)
+    train_x, train_y = _blobs(rng, 600, spread=2.0)
+    test_x, test_y = _blobs(rng, 300, spread=2.0)
+    shift = np.full(16, 1e6)  # a mean shared by every row: float32 cosines can no longer tell the classes apart
+    plain = knn_accuracy(train_x + shift, train_y, test_x + shift, test_y, 20, num_classes=10)
+    centred = knn_accuracy(train_x + shift, train_y, test_x + shift, test_y, 20, num_classes=10, centre=True)
+    reference = knn_accuracy(train_x - train_x.mean(0), train_y, test_x - train_x.mean(0), test_y, 20,
+                             num_classes=10)
+    assert centred.accuracy == pytest.approx(reference.accuracy)  # centring = subtracting the training mean
+    assert centred.accuracy > 0.9 and plain.accuracy < centred.accuracy - 0.3
+    loo = knn_sweep(train_x + shift, train_y, train_x + shift, train_y, (20,), exclude_self=True, centre=True)
+    assert loo[0].accuracy > 0.9

@@ -100,3 +100,32 @@ def test_attend_low_precision_cpu_path_matches_fused_attention() -> None:
     F.scaled_dot_product_attention(*exact).square().sum().backward()
     for a, b in zip(low, exact):
         torch.testing.assert_close(a.grad.float(), b.grad, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize(("size", "patch", "channels"), [("pico", 4, 1), ("micro", 4, 1), ("tiny", 4, 1),
+                                                         ("small", 16, 3), ("tiny", 4, 3)])
+def test_content_share_at_init_matches_the_setting(size: str, patch: int, channels: int) -> None:
+    from jepalab.vision.vit import VIT_SIZES, measure_content_share, patch_std
+
+    s = VIT_SIZES[size]
+    torch.manual_seed(1)
+    image = 8 * patch if size == "small" else 28 if patch == 4 else 32
+    images = torch.randn(64, channels, image, image)  # standardised pixels
+    fixed = ViT(image, patch, channels, s.dim, 1, s.heads, content_share=0.38)
+    assert 0.32 <= measure_content_share(fixed, images) <= 0.44  # documented range: 0.38 ± 0.06
+    official = ViT(image, patch, channels, s.dim, 1, s.heads, init="ijepa")  # trunc-normal(0.02)
+    expected = 0.02 ** 2 * channels * patch ** 2
+    assert measure_content_share(official, images) == pytest.approx(expected / (expected + 0.5), rel=0.25)
+    assert patch_std(0.38, 768) == pytest.approx(0.02, rel=0.05)  # the official ViT-B/16 at 224 px, RGB
+    with pytest.raises(ValueError, match="content share"):
+        patch_std(1.0, 16)
+
+
+def test_hidden_states_end_with_the_forward_output() -> None:
+    model = vit(cls_token=True)
+    images = torch.randn(3, 1, 28, 28)
+    states = model.hidden_states(images, 2)
+    assert [s.shape for s in states] == [(3, 50, 32)] * 2
+    torch.testing.assert_close(states[-1], model(images))
+    with pytest.raises(ValueError, match="last"):
+        model.hidden_states(images, 3)

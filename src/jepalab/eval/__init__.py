@@ -1,6 +1,6 @@
 """Metrics on embedding arrays: numpy or torch (n, d) arrays in, floats, arrays or frozen result records out.
 
-Never imports training code. Definitions, defaults and pitfalls: ``docs/evaluation.md`` and metrics.md.
+Never imports training code. Definitions, defaults, pitfalls and literature: ``docs/evaluation.md``.
 """
 
 from jepalab.eval.collapse import COLLAPSE_RANK_SHARE, collapse_diagnostics, is_collapsed, token_spread

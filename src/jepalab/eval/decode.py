@@ -1,5 +1,6 @@
-"""Noisy-feature dependence (issue 6 §2): the R² with which a linear read-out of the embedding recovers an
-injected distractor's amplitude, by closed-form ridge (``RidgePath``) with λ chosen on held-out training rows."""
+"""Noisy-feature dependence (after Littwin et al., "How JEPA Avoids Noisy Features", NeurIPS 2024): the R² with
+which a linear read-out of the embedding recovers an injected distractor's amplitude, by closed-form ridge
+(``RidgePath``) with λ chosen on held-out training rows."""
 
 from __future__ import annotations
 

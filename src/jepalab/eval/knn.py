@@ -1,4 +1,4 @@
-"""Weighted cosine kNN classification (metrics.md §3): DINO ``eval_knn.py`` and solo-learn
+"""Weighted cosine kNN classification: DINO's ``eval_knn.py`` (Caron et al., ICCV 2021) and solo-learn's
 ``WeightedKNNClassifier``, after the instance-discrimination kNN of Wu et al. 2018 (arXiv 1805.01978).
 
 Rows are L2-normalised, the k most cosine-similar training rows vote with weight exp(s/T), the class with the

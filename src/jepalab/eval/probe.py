@@ -1,5 +1,6 @@
-"""Linear probes on frozen features (metrics.md §4): protocol A (closed-form ridge, multinomial logistic by
-full-batch L-BFGS) and protocol B (BatchNorm1d(affine=False) → Linear trained by AdamW, as MAE's linear probe).
+"""Linear probes on frozen features (docs/evaluation.md, "Linear probes"): protocol A (closed-form ridge,
+multinomial logistic by full-batch L-BFGS) and protocol B (BatchNorm1d(affine=False) → Linear trained by AdamW,
+as the linear probe of MAE, He et al., CVPR 2022).
 
 Every probe picks its regulariser (λ, C or the learning rate) on a stratified, seeded validation split of the
 *training* features, refits on all training features and only then touches the test set, once.
@@ -35,9 +36,9 @@ __all__ = [
 
 PROBE_METHODS = ("logistic", "ridge", "sgd")
 LOGISTIC_GRID: tuple[float, ...] = tuple(float(v) for v in np.logspace(-4, 2, 7))
-"""Inverse L2 strength C (scikit-learn convention) of the logistic probe: 10^−4 … 10^2 (metrics.md §4)."""
+"""Inverse L2 strength C (scikit-learn convention) of the logistic probe: 10^−4 … 10^2, one point per decade."""
 SGD_LR_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
-"""AdamW learning rates tried by the protocol-B probe (metrics.md §4)."""
+"""AdamW learning rates tried by the protocol-B probe, chosen on the validation split."""
 STD_FLOOR = 1e-6
 
 # (x_fit, y_fit, num_classes, x_eval, grid) -> predicted labels of x_eval, one row per grid value

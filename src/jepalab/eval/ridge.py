@@ -1,4 +1,5 @@
-"""Closed-form ridge regression over a whole λ grid from one eigendecomposition (metrics.md §4, protocol A step 4)."""
+"""Closed-form ridge regression over a whole λ grid from one eigendecomposition (the ridge probe of
+protocol A, docs/evaluation.md "Linear probes")."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from jepalab.eval._arrays import as_matrix, as_targets, same_columns
 __all__ = ["RIDGE_GRID", "RidgePath"]
 
 RIDGE_GRID: tuple[float, ...] = tuple(float(v) for v in np.logspace(-6, 2, 25))
-"""Default regularisation grid, as λ/n (n = rows used for the fit): 10^−6 … 10^2, 25 points (metrics.md §4)."""
+"""Default regularisation grid, as λ/n (n = rows used for the fit): 10^−6 … 10^2, 25 points."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Similarity of two representations of the same images (metrics.md §5): linear CKA (Kornblith et al., ICML 2019,
+"""Similarity of two representations of the same images: linear CKA (Kornblith et al., ICML 2019,
 arXiv 1905.00414), its debiased form (Song et al., JMLR 2012; Nguyen et al., arXiv 2010.15327), mean CCA and SVCCA
 (Raghu et al., NeurIPS 2017, arXiv 1706.05806). Rows of the two arrays must be paired by image."""
 
@@ -16,7 +16,7 @@ from jepalab.eval._results import Result
 __all__ = ["CcaResult", "linear_cka", "mean_cca", "shuffled_baseline"]
 
 RANK_TOL = 1e-10
-"""Directions with singular value below RANK_TOL · σ_max are dropped before CCA (metrics.md §5)."""
+"""Directions with singular value below RANK_TOL · σ_max are dropped before CCA."""
 
 
 def linear_cka(a: object, b: object, debiased: bool = False) -> float:

@@ -1,5 +1,5 @@
 """Spectral summaries of embedding matrices: RankMe (Garrido et al., ICML 2023, arXiv 2210.02885) and LiDAR
-(Thilak et al., ICLR 2024, arXiv 2312.04000), metrics.md §1–§2."""
+(Thilak et al., ICLR 2024, arXiv 2312.04000); see docs/evaluation.md, "RankMe" and "LiDAR"."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def rankme(z: object, eps: float = 1e-7, centre: bool = False) -> float:
     """RankMe(Z) = exp(−Σ p_k log p_k), p_k = σ_k / Σσ + ε, σ the singular values of Z (n, d).
 
     The paper uses Z as is (``centre=False``); ``centre=True`` subtracts the column mean first, so a mean
-    offset does not take the top singular value (metrics.md §1). Returns NaN, with a warning, for an all-zero
+    offset does not take the top singular value. Returns NaN, with a warning, for an all-zero
     Z. Computed in float64.
     """
     matrix = as_matrix("z", z)

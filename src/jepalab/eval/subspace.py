@@ -1,4 +1,4 @@
-"""Top- versus bottom-variance pixel subspaces (metrics.md §6), after Balestriero & LeCun (ICML 2024,
+"""Top- versus bottom-variance pixel subspaces, after Balestriero & LeCun (ICML 2024,
 arXiv 2402.11337) and Littwin et al. (NeurIPS 2024, arXiv 2407.03475). The cut-offs, the copies and the encoder
 comparison follow jepalab's protocol, not a published one: results are labelled ``PROTOCOL``."""
 
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 PROTOCOL = (
-    "our protocol (jepalab, metrics.md §6): pixel PCA fitted on training images, top = leading components up to "
+    "our protocol (jepalab): pixel PCA fitted on training images, top = leading components up to "
     "a cumulative explained-variance share, bottom = the rest; not a number from Littwin et al. or Balestriero & LeCun"
 )
 
