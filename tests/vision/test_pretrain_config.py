@@ -56,3 +56,27 @@ def test_method_recipes_fill_empty_optimiser_fields() -> None:
     mae = load_config(PretrainConfig, None, ["method=mae", "data.image_size=28", "model.patch_size=4",
                                              "optim.global_batch=512", "optim.weight_decay=0.1"])
     assert mae.optim.lr == pytest.approx(3e-4) and mae.optim.betas == (0.9, 0.95) and mae.optim.weight_decay == 0.1
+
+
+def test_schedule_arithmetic_scales_with_the_run() -> None:
+    """lr = base_lr · B/256; warm-up as a share of the run or in epochs; EMA mass Σ(1 − m) in closed form."""
+    from jepalab.vision.methods.ijepa import ema_mass
+
+    def load(overrides: list[str]) -> PretrainConfig:
+        return load_config(PretrainConfig, None, ["model.patch_size=4", *overrides])
+
+    mae = load(["method=mae", "optim.global_batch=512", "optim.epochs=10"])
+    assert mae.optim.lr == pytest.approx(1.5e-4 * 2)  # the official MAE rule
+    scaled = load(["method=mae", "optim.global_batch=128", "optim.base_lr=1.5e-3"])
+    assert scaled.optim.lr == pytest.approx(7.5e-4)
+    fixed = load(["method=mae", "optim.lr=2e-3", "optim.base_lr=1.5e-3"])
+    assert fixed.optim.lr == 2e-3  # an explicit lr wins over the rule
+    assert mae.warmup_steps(100) == 100  # default: 10 % of 10 × 100 steps
+    assert load(["optim.epochs=4", "optim.warmup_fraction=0.25"]).warmup_steps(50) == 50
+    assert load(["optim.epochs=4", "optim.warmup_epochs=1.5"]).warmup_steps(50) == 75
+    with pytest.raises(ConfigError, match="not both"):
+        load(["optim.warmup_epochs=1", "optim.warmup_fraction=0.1"])
+    ijepa = load(["ijepa.ema=[0.99,0.999]"])
+    total, a, b = 1000, 0.99, 0.999
+    assert ema_mass(ijepa, total) == pytest.approx(total * (1 - a) - (b - a) * (total - 1) / 2)
+    assert ema_mass(load(["ijepa.ema=[1.0,1.0]"]), total) == 0.0

@@ -18,8 +18,8 @@ IMAGE_CLAIMS = (
               "(docs/experiments.md)",
               "The paper shows this for deep linear models only; no real-image distractor experiment."),
     ClaimSpec("R2", "I-JEPA's features depend more on the low-variance (bottom) pixel subspace than MAE's.",
-              "beyond the paper", "metrics.md §6 (Littwin et al. real-data comparison, unverified; Balestriero & "
-                                  "LeCun 2024); our protocol",
+              "beyond the paper", "Littwin et al. 2024 (real-data comparison, numbers not "
+                                  "recovered); Balestriero & LeCun 2024; our protocol (docs/experiments.md)",
               "Reported for ImageNet ViTs as mean CCA over training [unverified]; no number recovered."),
     ClaimSpec("R3", "MAE takes up more of the distractor than I-JEPA, and the gap grows with encoder depth.",
               "beyond the paper", "the theory's depth effect (claim 4) tested on ViTs; our protocol",

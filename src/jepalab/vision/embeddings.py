@@ -1,6 +1,6 @@
 """Trained encoders out of run folders, random-init baselines of the same architecture, and frozen embeddings.
 
-Which features (metrics.md §0): the method's default encoder (its first ``encoders`` entry: I-JEPA → the EMA
+Which features: the method's default encoder (its first ``encoders`` entry: I-JEPA → the EMA
 **target** encoder, the paper's evaluation; MAE → the encoder) on **all** patches; pooling "mean" over patch tokens
 by default (the class token never enters it), "cls" for a class token, "tokens" for every patch token. The choice
 is recorded next to the arrays.

@@ -1,4 +1,4 @@
-"""Frozen features of an encoder and the collapse diagnostics logged during training (metrics.md §0, §8)."""
+"""Frozen features of an encoder (pooled read-outs) and the collapse diagnostics logged during training."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ four blocks concatenated (4·d; I-JEPA/DINO linear evaluation), "grid2" the fina
 
 
 def pool(encoder: ViT, tokens: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Encoder output (B, [1 +] N, d) → "mean" of patch tokens (B, d), class token "cls" (B, d), or the patch
-    "tokens" (B, N, d); the class token never enters the mean."""
+    """Encoder output (B, [1 +] N, d) → "mean" of patch tokens (B, d), class token "cls" (B, d), the patch
+    "tokens" (B, N, d) or "grid2", the patch tokens averaged over a 2×2 grid of regions (B, 4·d); the class token
+    never enters a pool. ("last4" needs the blocks' outputs: :func:`encode`.)"""
     if pooling == "mean":
         return encoder.patch_tokens(tokens).mean(dim=1)
     if pooling == "cls":
