@@ -60,6 +60,8 @@ class Bench:
 
 
 CONFIGS = {
+    # --smoke (CI): the smallest model on tiny32's 8×8 grid, a second per run.
+    "smoke": Bench("pico", 32, 4, 8, 32, 2, 2, 32, 2, 2),
     # anchor-perf.md §5 (config d at batch 64): ViT-Tiny/4 on 32 px, predictor 6×192, 2 target blocks.
     "tiny32": Bench("tiny", 32, 4, 64, 192, 6, 2, 192, 4, 3),
     # anchor-perf.md config a (ViT-S/16, 224 px, predictor 6×384, 4 targets) and f (ViT-S + 8×512 decoder).
@@ -335,6 +337,8 @@ def main() -> None:
     parser.add_argument("--official-mae", default=None, metavar="DIR", help="checkout of facebookresearch/mae")
     parser.add_argument("--peak-tflops", type=float, default=None, help="assumed peak for MFU (default: see above)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write every measurement here")
+    parser.add_argument("--smoke", action="store_true",
+                        help="CI: config smoke, 1 warm-up + 2 timed steps, one repeat (< 60 s; official only if given)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--method", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--official-root", default=None, help=argparse.SUPPRESS)
@@ -344,6 +348,8 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
 
+    if args.smoke:
+        args.config, args.warmup, args.steps, args.repeats = "smoke", 1, 2, 1
     bench = CONFIGS[args.config]
     cores = 1 if args.clock == "cpu" else (args.threads or os.cpu_count() or 1)  # CPU time sums over cores
     peak = args.peak_tflops or default_peak(args.device, args.precision, cores)
@@ -406,6 +412,8 @@ def main() -> None:
         return "n/a"
 
     print(f"speedup_vs_official ijepa={speedup('ijepa')} mae={speedup('mae')}")
+    if any(impl == "ours" for impl, _ in errors):
+        sys.exit(1)  # our own step must always run (CI's --smoke)
 
 
 if __name__ == "__main__":
