@@ -30,6 +30,7 @@ from jepalab.vision.features import collapse_report
 from jepalab.vision.flops import step_flops
 from jepalab.vision.ijepa import IJEPA
 from jepalab.vision.plots import plot_run
+from jepalab.vision.precision import describe_precision, resolve_precision
 from jepalab.vision.schedules import cosine, linear, warmup_cosine
 from jepalab.vision.views import ViewSampler
 from jepalab.vision.vit import measure_content_share
@@ -199,7 +200,7 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
         torch.set_num_threads(t.threads)
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # subnormal Adam moments otherwise slow CPU steps down up to 10×
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
+    bf16 = resolve_precision(t.precision, device) is torch.bfloat16  # auto: GPU, or a CPU with bf16 units
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     # -- run folder, data, schedules ---------------------------------------------------------------------------
@@ -223,7 +224,7 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
                           "skipped": dataset.info.get("skipped", [])},
               "batch": {"global": o.global_batch, "per_rank": plan.local_batch, "ranks": info.world},
               "steps": {"per_epoch": plan.steps_per_epoch, "total": total, "warmup": warmup},
-              "device": str(device), "precision": "bf16 autocast" if bf16 else "fp32", "compile": t.compile,
+              "device": str(device), "precision": describe_precision(t.precision, device), "compile": t.compile,
               "masks": mask_summary(cfg) if cfg.method == "ijepa" else {"ratio": cfg.mae.mask_ratio},
               "schedules": {"lr_peak": o.lr, "warmup_steps": warmup, "warmup_share": warmup / total},
               "environment": environment()}
