@@ -14,11 +14,17 @@ loop, ``float(loss)``); both sides get the same ``randn`` batch and the same mas
 seeded by step). The official MAE step is ``engine_pretrain.train_one_epoch``'s body (``MaskedAutoencoderViT``, its
 own random masking, ``NativeScalerWithGradNormCount``); it needs timm. Data loading is excluded on both sides.
 
+Warm-up: ``--warmup`` steps, then one untimed step for each (context, target) length pair of the timed masks not
+met yet, on both sides, so no first-time cost of a shape (oneDNN primitive creation on a CPU, cuDNN plans on a GPU)
+falls into the timed steps; the header prints how many such shapes there were.
+
 FLOPs are jepalab's count (``jepalab.vision.flops.step_flops``, forward + backward, mean over the timed steps'
-masks) for both rows: the useful work of the step. MFU = FLOPs / median step time / assumed peak (``--peak-tflops``;
-default: 989 TFLOP/s bf16 dense on a GPU, 67 fp32; on a CPU, cores × 32 fp32 FLOP/cycle × 3.0 GHz, i.e. two
-256-bit FMA pipes per core, twice that for bf16 (AVX-512 BF16), an assumption, not a measurement; cores = the
-threads used, or one with ``--clock cpu``, whose CPU time already sums over threads).
+masks) for both rows: the useful work of the step. MFU = FLOPs / median step time / peak, the peak being measured
+in the same run (``--peak-tflops`` overrides it): a fresh process with the benchmark's thread count times square
+matmuls (1024, 2048 and 4096 on a GPU) in fp32 and in bf16 and keeps the best rate of each; the precision benchmarked
+picks which. With ``--clock cpu`` the peak is divided by the threads, as CPU time sums over them. ``--precision
+bf16`` on a CPU is bf16 autocast, which oneDNN runs on the AVX512-BF16 / AMX units where the CPU has them (the header
+names them; the bf16 peak shows whether they are used).
 
 The machine may be shared: ``--clock cpu --threads 1`` measures each step's process CPU time on one thread, which
 other processes on the same cores disturb far less than the wall clock.
@@ -60,10 +66,14 @@ class Bench:
 
 
 CONFIGS = {
+    # --smoke (CI): the smallest model on tiny32's 8×8 grid, a second per run.
+    "smoke": Bench("pico", 32, 4, 8, 32, 2, 2, 32, 2, 2),
     # anchor-perf.md §5 (config d at batch 64): ViT-Tiny/4 on 32 px, predictor 6×192, 2 target blocks.
     "tiny32": Bench("tiny", 32, 4, 64, 192, 6, 2, 192, 4, 3),
     # anchor-perf.md config a (ViT-S/16, 224 px, predictor 6×384, 4 targets) and f (ViT-S + 8×512 decoder).
     "vits16": Bench("small", 224, 16, 128, 384, 6, 4, 512, 8, 16),
+    # ViT-B/16 on 224 px at batch 256, predictor 6×384, decoder 8×512 (issue 12's MFU target; a GPU size).
+    "vitb16": Bench("base", 224, 16, 256, 384, 6, 4, 512, 8, 16),
 }
 OFFICIAL_IJEPA_SCHEDULE = {"start_lr": 2e-4, "ref_lr": 1e-3, "final_lr": 1e-6, "wd": 0.04, "final_wd": 0.4,
                            "warmup": 40, "num_epochs": 300, "ema": (0.996, 1.0)}  # configs/in1k_vith14_ep300.yaml
@@ -255,6 +265,53 @@ def _heads(size: str) -> int:
     return VIT_SIZES[size].heads
 
 
+def shape_key(mask: Any) -> tuple[int, ...]:
+    """The tensor shapes a step's masks give the model: (context, targets, target length) or (kept patches,)."""
+    if hasattr(mask, "context"):
+        return (mask.context.shape[1], *mask.targets.shape[1:])
+    return tuple(mask.keep.shape[1:]) if hasattr(mask, "keep") else ()
+
+
+def warm_steps(masks: list[Any], warmup: int) -> list[int]:
+    """Untimed step indices: 0 … warmup − 1, then the first timed step of each mask shape not met by then."""
+    seen = {shape_key(m) for m in masks[:warmup]}
+    extra = []
+    for k in range(warmup, len(masks)):
+        if shape_key(masks[k]) not in seen:
+            seen.add(shape_key(masks[k]))
+            extra.append(k)
+    return list(range(warmup)) + extra
+
+
+def measure_peak(device: torch.device, seconds: float = 0.6) -> dict[str, float]:
+    """Best matmul rate in TFLOP/s, fp32 and bf16, of square products on ``device`` with this process's threads."""
+    sizes = (1024, 2048, 4096) if device.type == "cuda" else (512, 1024, 2048)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 peak without TF32 (autocast does not use it)
+    peaks = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        best = 0.0
+        for n in sizes:
+            a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+            a @ b  # first call: kernel selection, caches
+            reps = 1
+            while True:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                began = time.perf_counter()
+                for _ in range(reps):
+                    a @ b
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                elapsed = time.perf_counter() - began
+                best = max(best, 2 * n ** 3 * reps / elapsed / 1e12)
+                if elapsed > seconds / len(sizes):
+                    break
+                reps *= 2
+        peaks[name] = best
+    return peaks
+
+
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """Time one (implementation, method) in this process; returns the measurements."""
     from jepalab.vision.flops import step_flops
@@ -264,9 +321,11 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     bf16 = args.precision == "bf16"
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.impl == "peak":
+        return {"impl": "peak", **measure_peak(device), "threads": torch.get_num_threads()}
     method = args.method
     cfg = pretrain_config(bench, method, args.precision)
-    steps = args.warmup + args.steps
+    steps = args.warmup + args.steps  # masks[warmup:] are the timed steps'
     images = torch.randn(bench.batch, bench.channels, bench.image, bench.image,
                          generator=torch.Generator().manual_seed(0)).to(device)
     masks = _masks(cfg, bench.batch, steps, device)
@@ -277,8 +336,10 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         step = official_ijepa_step(args.official_root, bench, images, masks, bf16, device)
     else:
         step = official_mae_step(args.official_root, bench, images, bf16, device)
-    times, cpu_times, losses = [], [], []
-    for k in range(steps):
+    warm = warm_steps(masks, args.warmup)
+    losses = [step(k) for k in warm]
+    times, cpu_times = [], []
+    for k in range(args.warmup, steps):
         if k == args.warmup and device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -294,14 +355,14 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
     timed = masks[args.warmup:]
     flops = statistics.fmean(step_flops(cfg, bench.channels, bench.batch, m.to(torch.device("cpu"))) for m in timed)
-    return {"impl": args.impl, "method": method, "ms": [1000 * t for t in times[args.warmup:]],
-            "cpu_ms": [1000 * t for t in cpu_times[args.warmup:]], "peak_bytes": peak,
+    return {"impl": args.impl, "method": method, "ms": [1000 * t for t in times], "warm_steps": len(warm),
+            "shapes": len({shape_key(m) for m in timed}), "cpu_ms": [1000 * t for t in cpu_times], "peak_bytes": peak,
             "flops": flops, "loss_first": losses[0], "loss_last": losses[-1], "threads": torch.get_num_threads()}
 
 
-def run_child(args: argparse.Namespace, impl: str, method: str, root: str | None) -> dict[str, Any] | str:
+def run_child(args: argparse.Namespace, impl: str, method: str | None, root: str | None) -> dict[str, Any] | str:
     """Run :func:`child` in a fresh interpreter; its JSON result, or the error text when it failed."""
-    command = [sys.executable, __file__, "--child", impl, "--method", method, "--config", args.config,
+    command = [sys.executable, __file__, "--child", impl, "--method", str(method), "--config", args.config,
                "--device", args.device, "--precision", args.precision, "--warmup", str(args.warmup),
                "--steps", str(args.steps), "--threads", str(args.threads)] + (["--official-root", root] if root else [])
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -309,13 +370,6 @@ def run_child(args: argparse.Namespace, impl: str, method: str, root: str | None
     if result.returncode != 0 or not lines:
         return (result.stderr.strip().splitlines() or ["no output"])[-1]
     return json.loads(lines[-1])
-
-
-def default_peak(device: str, precision: str, cores: int) -> float:
-    """Assumed peak TFLOP/s (see the module docstring) of ``cores`` CPU cores, or of the GPU."""
-    if device.startswith("cuda"):
-        return 989.0 if precision == "bf16" else 67.0
-    return cores * (64 if precision == "bf16" else 32) * 3.0e9 / 1e12  # AVX-512 BF16 dot products: twice fp32
 
 
 def main() -> None:
@@ -333,8 +387,12 @@ def main() -> None:
                              "processes sharing the cores; meaningful with --threads 1)")
     parser.add_argument("--official", default=None, metavar="DIR", help="checkout of facebookresearch/ijepa")
     parser.add_argument("--official-mae", default=None, metavar="DIR", help="checkout of facebookresearch/mae")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="assumed peak for MFU (default: see above)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="peak for MFU instead of the one measured in this run (see above)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write every measurement here")
+    parser.add_argument("--smoke", action="store_true",
+                        help="CI: config smoke, 1 warm-up + 2 timed steps, one repeat, one thread unless --threads "
+                             "(< 60 s; official only if given)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--method", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--official-root", default=None, help=argparse.SUPPRESS)
@@ -344,9 +402,17 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
 
+    if args.smoke:
+        args.config, args.warmup, args.steps, args.repeats = "smoke", 1, 2, 1
+        args.threads = args.threads or 1  # tiny ops on busy cores: OpenMP barriers would dominate 2 threads
     bench = CONFIGS[args.config]
-    cores = 1 if args.clock == "cpu" else (args.threads or os.cpu_count() or 1)  # CPU time sums over cores
-    peak = args.peak_tflops or default_peak(args.device, args.precision, cores)
+    measured = run_child(args, "peak", None, None)
+    if isinstance(measured, str) and not args.peak_tflops:
+        raise SystemExit(f"peak measurement failed: {measured}")
+    peaks = measured if isinstance(measured, dict) else {}
+    threads = peaks.get("threads", args.threads or torch.get_num_threads())
+    peak = args.peak_tflops or peaks[args.precision]
+    peak_clock = peak / threads if args.clock == "cpu" else peak  # CPU time sums over the threads
     methods = args.methods.split(",")
     roots = {"ijepa": args.official, "mae": args.official_mae}
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -360,11 +426,21 @@ def main() -> None:
                 else:
                     results.setdefault((impl, method), []).append(outcome)
 
+    from jepalab.vision.precision import cpu_bf16_units
+
     print(f"config {args.config}: {json.dumps(asdict(bench))}")
-    print(f"device {args.device}, {args.precision}, {args.warmup} warm-up + {args.steps} timed steps, "
-          f"{args.repeats} repeat(s) (median of per-run medians); img/s, MFU and speedup from {args.clock} time; "
-          f"MFU against an assumed {peak:.3g} TFLOP/s; threads {args.threads or 'default'}; "
-          f"torch {torch.__version__}, {os.cpu_count()} CPU(s)")
+    units = f"CPU bf16 units: {cpu_bf16_units() or 'none'}; " if args.device == "cpu" else ""
+    shapes = sorted({(r["warm_steps"], r["shapes"]) for runs in results.values() for r in runs})
+    print(f"device {args.device}, {args.precision}, {args.warmup} warm-up + one per new mask shape, then "
+          f"{args.steps} timed steps (warm-up steps, timed shapes: {shapes}); {args.repeats} repeat(s) (median of "
+          f"per-run medians); img/s, MFU and speedup from {args.clock} time; threads {threads}; {units}"
+          f"torch {torch.__version__}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}")
+    if peaks:
+        print(f"measured matmul peak ({threads} thread(s)): fp32 {1000 * peaks['fp32']:.0f} GFLOP/s, bf16 "
+              f"{1000 * peaks['bf16']:.0f} GFLOP/s (×{peaks['bf16'] / peaks['fp32']:.1f}); MFU against "
+              f"{1000 * peak:.0f} GFLOP/s" + (" (--peak-tflops)" if args.peak_tflops else ""))
+    else:
+        print(f"MFU against --peak-tflops {peak:g} TFLOP/s (peak measurement failed: {measured})")
     header = f"{'method':<7} {'impl':<9} {'img/s':>8} {'ms/step':>9} {'p10–p90 ms':>15} {'CPU ms/step':>12} " \
              f"{'peak MiB':>9} {'GFLOP/step':>11} {'MFU %':>6}"
     print(header)
@@ -381,7 +457,7 @@ def main() -> None:
         rates[(impl, method)] = bench.batch / (clock_ms / 1000)
         print(f"{method:<7} {impl:<9} {rates[(impl, method)]:>8.1f} {ms:>9.1f} {f'{p10:.0f}–{p90:.0f}':>15} "
               f"{cpu_ms:>12.1f} {mem:>9.0f} {flops / 1e9:>11.2f} "
-              f"{100 * flops / (clock_ms / 1000) / (peak * 1e12):>6.2f}")
+              f"{100 * flops / (clock_ms / 1000) / (peak_clock * 1e12):>6.2f}")
     for (impl, method), message in errors.items():
         print(f"{method:<7} {impl:<9} n/a: {message}")
     if "ijepa" in methods:
@@ -396,7 +472,8 @@ def main() -> None:
               f"{summary['tokens']} tokens, min_keep {summary['min_keep']}, full_grid {summary['full_grid']}, "
               f"relaxed {100 * summary['relaxed_share']:.1f} %")
     if args.json:
-        Path(args.json).write_text(json.dumps({"config": asdict(bench), "peak_tflops": peak, "errors": {
+        Path(args.json).write_text(json.dumps({"config": asdict(bench), "peak_tflops": peak, "peaks": peaks,
+                                               "load_average": os.getloadavg(), "errors": {
             f"{i}/{m}": e for (i, m), e in errors.items()}, "runs": {f"{i}/{m}": r for (i, m), r in results.items()}},
             indent=1))
 
@@ -406,6 +483,8 @@ def main() -> None:
         return "n/a"
 
     print(f"speedup_vs_official ijepa={speedup('ijepa')} mae={speedup('mae')}")
+    if any(impl == "ours" for impl, _ in errors):
+        sys.exit(1)  # our own step must always run (CI's --smoke)
 
 
 if __name__ == "__main__":

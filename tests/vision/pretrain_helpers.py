@@ -23,11 +23,12 @@ def write_tiny_fmnist(root: Path, n: int = 64, seed: int = 0) -> Path:
 
 
 def tiny_overrides(method: str, root: Path, epochs: int = 2, batch: int = 16) -> list[str]:
-    """key=value overrides for a pico run on the tiny dataset: 4 steps per epoch, one thread, no diagnostics."""
+    """key=value overrides for a pico run on the tiny dataset: 4 steps per epoch, one thread, fp32, no diagnostics."""
     common = [f"method={method}", f"data.root={root}", "model.size=pico", "model.patch_size=4",
               f"optim.epochs={epochs}", f"optim.global_batch={batch}", "optim.warmup_epochs=0.5",
               "train.log_every=2", "train.diag_every=0", "train.diag_images=16", "train.progress=false",
-              "train.checkpoint_every=2", "train.device=cpu", "train.threads=1"]
+              "train.checkpoint_every=2", "train.device=cpu", "train.threads=1",
+              "train.precision=fp32"]  # auto is bf16 on CPUs with bf16 units: keep these runs the same everywhere
     if method == "ijepa":
         return [*common, "ijepa.predictor_dim=32", "ijepa.predictor_depth=1"]
     return [*common, "mae.decoder_dim=32", "mae.decoder_depth=1", "mae.decoder_heads=2"]

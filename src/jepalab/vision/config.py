@@ -67,7 +67,8 @@ class TrainConfig:
     """Devices, precision, logging, diagnostics and checkpoints."""
 
     device: str = param("auto", help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda, cuda:N")
-    precision: str = param("auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast on GPU, fp32 on CPU")
+    precision: str = param("auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast on GPU and on "
+                           "CPUs with bf16 matrix units (AVX512-BF16, AMX), fp32 elsewhere")
     compile: bool = param(False, help="torch.compile the training step")
     threads: int | None = param(None, ge=1, help="CPU threads per process (default: torch's)")
     log_every: int = param(10, ge=1, help="steps between loss read-outs (the only routine host syncs)")

@@ -35,6 +35,7 @@ from jepalab.vision.features import collapse_report
 from jepalab.vision.flops import step_flops
 from jepalab.vision.methods import MethodSpec, method_spec
 from jepalab.vision.plots import plot_run
+from jepalab.vision.precision import describe_precision, resolve_precision
 from jepalab.vision.runs import CHECKPOINT, collapse_summary, prepare_run_dir, truncate_metrics
 from jepalab.vision.schedules import cosine, warmup_cosine
 from jepalab.vision.views import ViewSampler, mask_summary
@@ -134,11 +135,8 @@ def _configure_process(cfg: PretrainConfig, device: torch.device) -> contextlib.
         torch.set_num_threads(cfg.train.threads)
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # subnormal Adam moments otherwise slow CPU steps down up to 10×
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=_bf16(cfg, device))
-
-
-def _bf16(cfg: PretrainConfig, device: torch.device) -> bool:
-    return cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
+    dtype = resolve_precision(cfg.train.precision, device)  # auto: bf16 on a GPU or a CPU with bf16 units
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype is torch.bfloat16)
 
 
 def _diagnostics_batch(s: _Session) -> torch.Tensor:
@@ -160,7 +158,7 @@ def _run_record(s: _Session, views: ViewSampler, diag_images: torch.Tensor) -> d
                         "source": d.source, "skipped": d.info.get("skipped", [])},
             "batch": {"global": o.global_batch, "per_rank": plan.local_batch, "ranks": s.info.world},
             "steps": {"per_epoch": plan.steps_per_epoch, "total": s.total, "warmup": s.warmup},
-            "device": str(s.info.device), "precision": "bf16 autocast" if _bf16(cfg, s.info.device) else "fp32",
+            "device": str(s.info.device), "precision": describe_precision(cfg.train.precision, s.info.device),
             "compile": cfg.train.compile, "masks": mask_summary(cfg),
             "schedules": {"lr_peak": o.lr, "warmup_steps": s.warmup, "warmup_share": s.warmup / s.total,
                           **s.spec.schedule_facts(cfg, s.total)},
