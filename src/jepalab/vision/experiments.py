@@ -101,8 +101,7 @@ def pretrain_config(method: str, dataset: str, options: dict[str, Any], settings
         "data": {"dataset": dataset, "root": settings.data_root, "image_size": 28, "crop_scale": [1.0, 1.0],
                  "crop_ratio": [1.0, 1.0], "hflip": False, "limit": settings.train_images, "options": options},
         "model": {"dim": settings.dim, "depth": depth, "heads": max(1, settings.dim // 32)},
-        "optim": {"epochs": settings.epochs, "warmup_epochs": min(1.0, settings.epochs / 4),
-                  "global_batch": settings.global_batch},
+        "optim": {"epochs": settings.epochs, "global_batch": settings.global_batch},  # warm-up: the recipe's
         "train": {"device": settings.device, "progress": False, "log_every": 10, "diag_every": 0,
                   "diag_images": 256,
                   "checkpoint_every": max(1, total_steps // settings.snapshots),

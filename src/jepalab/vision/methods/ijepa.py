@@ -64,8 +64,9 @@ class IJEPAMethod(MethodSpec):
                                                   "final_weight_decay": 0.4, "betas": (0.9, 0.999)}
     small_image_recipe: ClassVar[dict[str, Any]] = {
         "data": {"image_size": 28, "crop_scale": [0.3, 1.0], "hflip": False},
-        "model": {"size": "micro", "patch_size": 4},
+        "model": {"size": "micro", "patch_size": 4, "content_share": 0.38},
         "ijepa": {"predictor_dim": 96, "predictor_depth": 4, "loss": "smooth_l1", "ema": [0.996, 1.0]},
+        "optim": {"warmup_fraction": 0.1, "global_batch": 128},
     }
     encoders: ClassVar[dict[str, str]] = {"context": "encoder", "target": "target_encoder"}
     default_encoder = "target"  # the paper's evaluation

@@ -47,9 +47,10 @@ class MAEMethod(MethodSpec):
                                                   "betas": (0.9, 0.95)}
     small_image_recipe: ClassVar[dict[str, Any]] = {
         "data": {"image_size": 28, "crop_scale": [0.2, 1.0], "hflip": True},
-        "model": {"size": "micro", "patch_size": 4},
+        "model": {"size": "micro", "patch_size": 4, "content_share": 0.38},
         "mae": {"mask_ratio": 0.75, "decoder_dim": 96, "decoder_depth": 4, "decoder_heads": 3, "norm_pix_loss": True,
                 "cls_token": True},
+        "optim": {"warmup_fraction": 0.1, "global_batch": 128, "base_lr": 1.5e-3},
     }
     aliases: ClassVar[dict[str, str]] = {"context": "encoder"}  # the one encoder sees the visible patches
 
