@@ -62,7 +62,7 @@ class ExperimentSettings:
     strengths: tuple[float, ...] = param((0.0, 0.05, 0.1), ge=0, le=1, help="distractor strengths (noisy-features)")
     jitter: float = param(2.0, ge=0, help="distractor per-patch jitter σ")
     depths: tuple[int, ...] = param((1, 4), ge=1, help="encoder depths (depth experiment)")
-    dim: int = param(64, ge=8, help="encoder width")
+    dim: int = param(96, ge=8, help="encoder width (quick: the CPU presets' ViT-micro width)")
     depth: int = param(4, ge=1, help="encoder depth (noisy-features, variance-subspaces)")
     epochs: int = param(10, ge=1, help="passes over the training images")
     train_images: int = param(6000, ge=128, help="training images (first N of the train split)")
@@ -73,7 +73,7 @@ class ExperimentSettings:
     folder: str | None = param(None, help="variance-subspaces: an image folder instead of Fashion-MNIST")
     device: str = param("auto", help="training/eval device")
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(train_images=5000, test_images=1000,
-                                                                   probe="ridge"))
+                                                                   probe="ridge", readouts=()))
 
     def __post_init__(self) -> None:
         if len(self.methods) != 2:
