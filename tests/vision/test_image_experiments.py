@@ -125,3 +125,21 @@ def test_depth_uses_uptake_and_needs_a_growing_positive_gap(monkeypatch: pytest.
     summary = run_experiment("depth", tmp_path, ExperimentSettings(depths=(1, 4)), say=lambda _: None)
     assert summary["measured"]["growth"] == pytest.approx(mae_deep - 0.4)
     assert summary["held"] is held
+
+
+def test_jobs_run_the_grid_in_worker_processes(tiny_fmnist: Path, tmp_path: Path) -> None:
+    """--jobs 2: every run trained once in its own folder, throughput recorded; a rerun reuses the finished runs."""
+    settings = ExperimentSettings(strengths=(0.0,), dim=32, depth=1, epochs=1, train_images=128, global_batch=64,
+                                  snapshots=1, data_root=str(tiny_fmnist), jobs=2, device="cpu",
+                                  eval=experiments.EvalSettings(train_images=64, test_images=32, probe="ridge",
+                                                                lidar_images=8, lidar_views=2, readouts=()))
+    summary = run_experiment("noisy-features", tmp_path, settings, say=lambda _: None)
+    throughput = json.loads((tmp_path / "throughput.json").read_text())
+    assert throughput["runs"] == 2 and throughput["images_trained"] == 2 * 2 * 64
+    assert throughput["threads_per_cpu_job"] >= 1 and throughput["images_per_s"] > 0
+    for method in ("ijepa", "mae"):
+        run = tmp_path / "runs" / f"{method}-s0-seed0"
+        assert json.loads((run / "summary.json").read_text())["finished"] and (run / "eval.json").is_file()
+    again = run_experiment("noisy-features", tmp_path, settings, say=lambda _: None)
+    assert json.dumps(again["measured"]) == json.dumps(summary["measured"])  # NaN spreads: one seed
+    assert json.loads((tmp_path / "throughput.json").read_text())["images_trained"] == 0

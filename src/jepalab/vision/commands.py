@@ -164,6 +164,8 @@ def _experiment(args: argparse.Namespace) -> int:
     settings = from_dict(ExperimentSettings, merged)
     if args.data_dir is not None:
         settings = dataclasses.replace(settings, data_root=args.data_dir)
+    if args.jobs is not None:
+        settings = dataclasses.replace(settings, jobs=args.jobs)
     out = output_dir(args.out, f"experiment-{args.name}")
     summary = run_experiment(args.name, out, settings)
     print(f"claim: {summary['claim']}")
@@ -271,6 +273,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--full", action="store_true", help="GPU scale, 3 seeds")
     x.add_argument("--out", default=None, help="experiment folder (default runs/experiment-<name>-<time>)")
     x.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")
+    x.add_argument("--jobs", type=int, default=None, help="runs at once on the device, each in its own process "
+                   "(default 1; on a CPU the cores are split between them)")
     x.add_argument("set", nargs="*", metavar="key=value",
                    help="settings, e.g. seeds=[0,1,2] strengths=[0,0.1] epochs=5 folder=DIR eval.probe=logistic")
     x.set_defaults(handler=_experiment)

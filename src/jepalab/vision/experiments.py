@@ -18,9 +18,13 @@ experiment's own settings (data, strength, width, depth, budget). Every experime
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import statistics
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +76,8 @@ class ExperimentSettings:
     data_root: str | None = param(None, help="Fashion-MNIST folder (default: the usual search)")
     folder: str | None = param(None, help="variance-subspaces: an image folder instead of Fashion-MNIST")
     device: str = param("auto", help="training/eval device")
+    jobs: int = param(1, ge=1, help="runs at once on the device, each in its own process and folder (on a CPU "
+                                    "the cores are split between them)")
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(train_images=5000, test_images=1000,
                                                                    probe="ridge", readouts=()))
 
@@ -165,6 +171,8 @@ class _Grid:
         self.runs[key] = (cfg, self.out / "runs" / "-".join(str(k) for k in key))
 
     def execute(self, settings: ExperimentSettings, say: Say) -> dict[tuple, dict[str, Any]]:
+        if settings.jobs > 1:
+            self._run_at_once(settings, say)
         results = {}
         for index, (key, (cfg, run)) in enumerate(self.runs.items(), 1):
             say(f"[{index}/{len(self.runs)}] {' '.join(map(str, key))} → {run}")
@@ -173,6 +181,34 @@ class _Grid:
                                             for (_, run), r in zip(self.runs.values(), results.values())
                                             for c in r["checkpoints"]])
         return results
+
+    def _run_at_once(self, settings: ExperimentSettings, say: Say) -> None:
+        """Train and evaluate the runs ``settings.jobs`` at a time in worker processes (finished work is reused);
+        writes ``throughput.json``: the images/s of all runs together over the wall time."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // settings.jobs)
+        began = time.perf_counter()
+        context = multiprocessing.get_context("spawn")  # CUDA and OpenMP state must not be forked
+        with ProcessPoolExecutor(settings.jobs, mp_context=context) as pool:
+            pending = [pool.submit(_train_and_eval_job, cfg, run, settings, threads) for cfg, run in self.runs.values()]
+            images = sum(job.result() for job in pending)
+        wall = time.perf_counter() - began
+        record = {"jobs": settings.jobs, "threads_per_cpu_job": threads, "runs": len(self.runs),
+                  "images_trained": images, "wall_s": wall, "images_per_s": images / wall if wall else None}
+        write_json(self.out / "throughput.json", record)
+        say(f"{len(self.runs)} runs, {settings.jobs} at a time: {images} images trained in {wall:.0f} s "
+            f"({record['images_per_s']:.0f} images/s together)")
+
+
+def _train_and_eval_job(cfg: PretrainConfig, run: Path, settings: ExperimentSettings, threads: int) -> int:
+    """One worker's run (CPU runs get ``threads`` threads); returns the images it trained in this session."""
+    if (_read_json(run / "summary.json") or {}).get("finished"):
+        _train_and_eval(cfg, run, settings)  # evaluation only, if that is missing
+        return 0
+    if cfg.train.threads is None:
+        cfg = replace(cfg, train=replace(cfg.train, threads=threads))
+    _train_and_eval(cfg, run, settings)
+    return int((_read_json(run / "summary.json") or {}).get("steps_this_session", 0)) * cfg.optim.global_batch
 
 
 @register_experiment("noisy-features")
