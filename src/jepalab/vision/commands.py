@@ -269,7 +269,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--out", default=None, help="output folder (default runs/compare-<time>)")
     c.set_defaults(handler=_compare)
 
-    x = subparsers.add_parser("experiment", help="real-image experiments: noisy-features, variance-subspaces, depth",
+    x = subparsers.add_parser("experiment", help="real-image experiments: noisy-features, variance-subspaces, depth, "
+                                                 "context-size",
                               description="Train two methods (default I-JEPA and MAE) with the same encoder and "
                                           "budget, evaluate them, and decide the claim by the experiment's rule "
                                           "(jepalab.vision.experiments). --quick "
