@@ -139,9 +139,13 @@ def test_eval_and_embed_print_and_honour_the_condition(ec_run: Path, tmp_path: P
     assert load_encoder(ec_run, condition="full-grid").run_info["condition"] == \
         "conditioning at evaluation: full-grid (EC-IJEPA, our reading)"
     settings = EvalSettings(train_images=64, test_images=32, probe="ridge", lidar_images=8, lidar_views=2,
-                            readouts=("mean",), condition="full-grid")
-    result = evaluate_run(ec_run, "last", settings, progress=False)
-    assert "conditioning at evaluation: full-grid" in result["protocol"]["features"]
+                            readouts=("mean",))
+    assert "evaluation: none" in evaluate_run(ec_run, "last", settings, progress=False)["protocol"]["features"]
+    assert main(["eval", str(ec_run), "--device", "cpu", "--condition", "full-grid", "train_images=64",
+                 "test_images=32", "probe=ridge", "lidar_images=8", "lidar_views=2", "readouts=[mean]"]) == 0
+    printed = capsys.readouterr().out
+    assert "encoder; conditioning at evaluation: full-grid (EC-IJEPA, our reading)" in printed
+    assert json.loads((ec_run / "eval.json").read_text())["condition"].endswith("full-grid (EC-IJEPA, our reading)")
     assert main(["embed", str(ec_run), "--data", "fashion-mnist:test", "--limit", "8", "--device", "cpu",
                  "--out", str(tmp_path / "emb")]) == 0
     assert "conditioning at evaluation: none" in capsys.readouterr().out
