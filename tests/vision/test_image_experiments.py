@@ -86,7 +86,7 @@ def test_run_configs_start_from_the_method_recipe() -> None:
 def test_experiments_are_registered_and_the_cli_takes_their_names(capsys: pytest.CaptureFixture[str]) -> None:
     from jepalab.cli import main
 
-    assert set(experiments.EXPERIMENTS) == {"noisy-features", "variance-subspaces", "depth"}
+    assert set(experiments.EXPERIMENTS) == {"noisy-features", "variance-subspaces", "depth", "context-size"}
     assert main(["experiment", "colour", "--out", "/nonexistent/never"]) == 2
     assert "experiment must be one of ['noisy-features'" in capsys.readouterr().err
 

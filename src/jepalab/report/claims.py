@@ -105,6 +105,7 @@ class Part:
     estimate_s: dict[str, float]
     modes: tuple[str, ...] = ("quick", "full")
     uses_reuse: bool = False
+    shown: Callable[[tuple[Path, ...]], bool] | None = None  # None: always shown; else only when true for --reuse
 
     def runs_in(self, mode: str, reuse: tuple[Path, ...]) -> bool:
         """Whether the part runs: in its modes, or in any mode when it can evaluate runs passed with --reuse."""

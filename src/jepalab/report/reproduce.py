@@ -25,12 +25,13 @@ MODES = ("quick", "full")
 
 
 def all_parts() -> tuple[Part, ...]:
-    """Every part of the report, in report order."""
+    """Every part of the report, in report order (a part with ``shown`` appears only when it says so)."""
+    from jepalab.report.parts_ecijepa import EC_PARTS
     from jepalab.report.parts_images import IMAGE_PARTS
     from jepalab.report.parts_linear import LINEAR_PARTS
     from jepalab.report.parts_theory import THEORY_PARTS
 
-    return THEORY_PARTS + LINEAR_PARTS + IMAGE_PARTS
+    return THEORY_PARTS + LINEAR_PARTS + IMAGE_PARTS + EC_PARTS
 
 
 @dataclass
@@ -120,7 +121,7 @@ def reproduce(
     for path in reuse_paths:
         if not path.is_dir():
             raise FileNotFoundError(f"--reuse {path}: not a run directory")
-    parts = all_parts()
+    parts = tuple(p for p in all_parts() if p.shown is None or p.shown(reuse_paths))
     if only:
         unknown = sorted(set(only) - {p.name for p in parts})
         if unknown:

@@ -13,15 +13,16 @@ __all__ = ["build_encoder", "build_method"]
 
 
 def build_encoder(cfg: PretrainConfig, channels: int, seed: int | None = None) -> ViT:
-    """The encoder of ``cfg`` for ``channels``-channel images, initialised in the method's style from ``seed``
-    (default ``cfg.seed``) without touching the global RNG."""
+    """The encoder of ``cfg`` (the method's ``encoder_factory``) for ``channels``-channel images, initialised in the
+    method's style from ``seed`` (default ``cfg.seed``) without touching the global RNG."""
     spec = method_spec(cfg.method)
     size = cfg.model.resolved()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed if seed is None else seed)
-        return ViT(cfg.data.image_size, cfg.model.patch_size, channels, size.dim, size.depth, size.heads,
-                   size.mlp_ratio, cls_token=spec.cls_token(cfg), init=spec.init,
-                   content_share=cfg.model.content_share)
+        make = spec.encoder_factory(cfg)
+        return make(cfg.data.image_size, cfg.model.patch_size, channels, size.dim, size.depth, size.heads,
+                    size.mlp_ratio, cls_token=spec.cls_token(cfg), init=spec.init,
+                    content_share=cfg.model.content_share)
 
 
 def build_method(cfg: PretrainConfig, channels: int) -> nn.Module:

@@ -73,8 +73,10 @@ def _embed(args: argparse.Namespace) -> int:
     data = _data_config(record["config"]["data"], args.data, args.data_dir, args.limit, args.on_corrupt)
     data = dataclasses.replace(data, channels=record["dataset"]["channels"]) if data.dataset == "image-folder" else data
     device = resolve_device(args.device)
-    folder = embed(args.run, data, None, args.pooling, args.encoder, args.out, args.checkpoint, args.batch_size, device)
-    print(f"wrote {folder}/embeddings.npy (+ labels.npy, embed.json)")
+    folder = embed(args.run, data, None, args.pooling, args.encoder, args.out, args.checkpoint, args.batch_size, device,
+                   args.condition)
+    note = json.loads((folder / "embed.json").read_text())["condition"]
+    print(f"wrote {folder}/embeddings.npy (+ labels.npy, embed.json){'; ' + note if note else ''}")
     return 0
 
 
@@ -86,6 +88,8 @@ def _eval(args: argparse.Namespace) -> int:
     settings = load_config(EvalSettings, None, args.set)
     if args.readout is not None:
         settings = dataclasses.replace(settings, readout=args.readout)
+    if args.condition is not None:
+        settings = dataclasses.replace(settings, condition=args.condition)
     result = evaluate_run(args.run, args.checkpoint, settings, resolve_device(args.device))
     print(eval_table(result))
     print(f"protocol: {result['checkpoints'][-1]['probe_protocol']}")
@@ -235,6 +239,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--encoder", default="auto",
                    help="auto: the method's default (I-JEPA target, MAE encoder), or one of its encoders by name")
     e.add_argument("--checkpoint", default=None, help="checkpoint file (default: RUN/checkpoint.safetensors)")
+    e.add_argument("--condition", default=None, choices=("none", "full-grid"),
+                   help="conditioned methods (ecijepa, our reading): no conditioning or every grid position "
+                        "(default: the run's ecijepa.eval_condition)")
     e.add_argument("--out", default=None, help="output folder (default: RUN/embeddings/<data>-<split>-<enc>-<pool>)")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--limit", type=int, default=None, help="first N images only")
@@ -251,6 +258,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     e.add_argument("--readout", default=None, choices=("mean", "last4", "grid2"),
                    help="read-out of the headline metrics (default mean); the read-out table lists every one")
+    e.add_argument("--condition", default=None, choices=("none", "full-grid"),
+                   help="conditioned methods (ecijepa, our reading): evaluate unconditioned or conditioned on every "
+                        "grid position (default: the run's ecijepa.eval_condition)")
     e.add_argument("set", nargs="*", metavar="key=value",
                    help="evaluation settings: train_images, test_images, probe, lidar_images, lidar_views, "
                         "subspace_share, seed, batch_size")
@@ -261,7 +271,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--out", default=None, help="output folder (default runs/compare-<time>)")
     c.set_defaults(handler=_compare)
 
-    x = subparsers.add_parser("experiment", help="real-image experiments: noisy-features, variance-subspaces, depth",
+    x = subparsers.add_parser("experiment", help="real-image experiments: noisy-features, variance-subspaces, depth, "
+                                                 "context-size",
                               description="Train two methods (default I-JEPA and MAE) with the same encoder and "
                                           "budget, evaluate them, and decide the claim by the experiment's rule "
                                           "(jepalab.vision.experiments). --quick "

@@ -48,14 +48,17 @@ def load_method(run: str | Path, checkpoint: str | Path | None = None,
 
 
 def load_encoder(run: str | Path, which: str = "auto", checkpoint: str | Path | None = None,
-                 device: str | torch.device = "cpu") -> ViT:
+                 device: str | torch.device = "cpu", condition: str | None = None) -> ViT:
     """The trained encoder of a run: ``auto`` = the method's default (I-JEPA target, MAE encoder), or a name
-    from its ``encoders`` (I-JEPA: ``target``/``context``). Eval mode, frozen; ``encoder.run_info`` holds the
-    step, method, encoder name and normalisation."""
+    from its ``encoders`` (I-JEPA: ``target``/``context``), prepared by the method's ``eval_encoder`` (``condition``:
+    a conditioned method's evaluation conditioning, None = the run's). Eval mode, frozen; ``encoder.run_info`` holds
+    the step, method, encoder name, conditioning note ("" = none) and normalisation."""
     method, cfg, record = load_method(run, checkpoint, device)
-    which, encoder = method_spec(cfg.method).select_encoder(method, which)
+    spec = method_spec(cfg.method)
+    which, encoder = spec.select_encoder(method, which)
+    encoder, note = spec.eval_encoder(cfg, encoder, condition)
     encoder.run_info = {"run": str(run), "method": cfg.method, "encoder": which, "step": record["step"],  # type: ignore[assignment]
-                        "mean": record["dataset"]["mean"], "std": record["dataset"]["std"],
+                        "condition": note, "mean": record["dataset"]["mean"], "std": record["dataset"]["std"],
                         "image_size": cfg.data.image_size}
     return encoder
 
@@ -102,14 +105,16 @@ def extract_features(encoder: ViT, data: DataConfig, split: str | None, mean: tu
 
 def embed(run: str | Path, data: DataConfig, split: str | None = None, pooling: str = "mean", which: str = "auto",
           out: str | Path | None = None, checkpoint: str | Path | None = None, batch_size: int = 256,
-          device: str | torch.device = "cpu") -> Path:
-    """Write ``embeddings.npy``, ``labels.npy`` and ``embed.json`` (encoder, pooling, step, normalisation,
-    data) for ``data``/``split`` encoded by a run's frozen encoder; returns the output folder."""
-    encoder = load_encoder(run, which, checkpoint, device)
+          device: str | torch.device = "cpu", condition: str | None = None) -> Path:
+    """Write ``embeddings.npy``, ``labels.npy`` and ``embed.json`` (encoder, conditioning, pooling, step,
+    normalisation, data) for ``data``/``split`` encoded by a run's frozen encoder; returns the output folder."""
+    encoder = load_encoder(run, which, checkpoint, device, condition)
     info = encoder.run_info
     features, labels, facts = extract_features(encoder, data, split, tuple(info["mean"]), tuple(info["std"]),
                                                pooling, batch_size, device)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{facts['dataset']}-{facts['split']}-{info['encoder']}-{pooling}")
+    conditioned = f"-{condition}" if condition not in (None, "none") else ""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_",
+                  f"{facts['dataset']}-{facts['split']}-{info['encoder']}{conditioned}-{pooling}")
     folder = Path(out) if out is not None else Path(run) / "embeddings" / name
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "embeddings.npy", features)

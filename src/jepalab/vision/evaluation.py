@@ -64,6 +64,8 @@ class EvalSettings:
     readouts: tuple[str, ...] = param(READOUTS, choices=READOUTS, help="read-outs of the read-out table ([] none)")
     encoder: str = param("auto", help="encoder of the headline metrics: auto (the method's default: I-JEPA "
                                       "target, the paper's evaluation) or one of its encoders (I-JEPA: context)")
+    condition: str | None = param(None, choices=("none", "full-grid"), help="conditioned methods (ecijepa): the "
+                                  "encoders' conditioning, none or full-grid (default: the run's eval_condition)")
 
     def __post_init__(self) -> None:
         if self.encoder not in encoder_names():
@@ -202,17 +204,18 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
 
     headline = settings.readout
     pixels = {key: value.flatten(1).numpy() for key, value in images.items()}
-    baseline = random_encoder(run, seed=settings.seed)
     spec = method_spec(cfg.method)
+    baseline, note = spec.eval_encoder(cfg, random_encoder(run, seed=settings.seed), settings.condition)
     last = load_method(run, paths[-1])[0]
     headline_encoder, _ = spec.select_encoder(last, settings.encoder)
     modules = spec.encoder_modules(last)
-    trained = {name: modules[name] for name in spec.encoders}  # the read-out table's encoders, in the spec's order
+    trained = {name: spec.eval_encoder(cfg, modules[name], settings.condition)[0]
+               for name in spec.encoders}  # the read-out table's encoders, in the spec's order
     result: dict[str, Any] = {
         "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
-        "settings": vars(settings).copy(), "readout": headline,
+        "settings": vars(settings).copy(), "readout": headline, "condition": note,
         "protocol": {"features": f"{spec.label}: {headline_encoder} encoder on all patches; read-out {headline!r}; "
-                                 "centre view, no masking",
+                                 f"centre view, no masking{'; ' + note if note else ''}",
                      "knn_rankme": "centred features (training mean subtracted); *_uncentred without",
                      "subspace": f"our protocol, f = {settings.subspace_share}, PCA rank {copies.rank}",
                      "lidar": f"{settings.lidar_images} test images × {settings.lidar_views} views (random resized "
@@ -230,7 +233,7 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     result["baselines"]["pixels_pca"] = full(_pca_features(pixels, random_features["train"].shape[1]))
     bar.update()
     for path in paths:
-        encoder = load_encoder(run, settings.encoder, path)
+        encoder = load_encoder(run, settings.encoder, path, condition=settings.condition)
         metrics = full(features_of(encoder, headline))
         metrics["collapsed"] = is_collapsed(metrics["rankme"], metrics["dim"])
         result["checkpoints"].append({"step": encoder.run_info["step"], "checkpoint": path.name,
@@ -271,7 +274,9 @@ def eval_table(result: dict[str, Any]) -> str:
                ("distractor_r2", "{:.3f}")]
     columns = [(k, f) for k, f in columns if k in last]
     readout = result.get("readout", "mean")
-    lines = [f"headline read-out: {readout!r}, {last['encoder']} encoder; kNN and RankMe on centred features",
+    condition = f"; {result['condition']}" if result.get("condition") else ""
+    lines = [f"headline read-out: {readout!r}, {last['encoder']} encoder{condition}; kNN and RankMe on centred "
+             "features",
              f"{'representation':<28}" + "".join(f"{k:>13}" for k, _ in columns)]
     flag = " (COLLAPSED)" if last.get("collapsed") else ""
     rows = [(f"{result['method']} step {last['step']}{flag}", last),
@@ -287,8 +292,9 @@ def readout_table(result: dict[str, Any]) -> str:
     """Text table of the read-out rows: probe, centred kNN-20 and centred RankMe per representation and read-out."""
     if not result.get("readouts"):
         return ""
-    lines = [f"{'representation':<22}{'read-out':>10}{'dim':>6}{'probe':>9}{'kNN-20':>9}{'RankMe':>9}"
-             f"{'kNN-20 unc.':>13}{'RankMe unc.':>13}"]
+    lines = [result["condition"]] if result.get("condition") else []
+    lines.append(f"{'representation':<22}{'read-out':>10}{'dim':>6}{'probe':>9}{'kNN-20':>9}{'RankMe':>9}"
+                 f"{'kNN-20 unc.':>13}{'RankMe unc.':>13}")
     for row in result["readouts"]:
         flag = "  collapsed" if row.get("collapsed") else ""
         lines.append(f"{row['representation']:<22}{row['readout']:>10}{row['dim']:>6}{row['probe']:>9.2%}"

@@ -13,6 +13,8 @@ experiment's own settings (data, strength, width, depth, budget). Every experime
   more than MAE's (larger Δ = CCA(bottom) − CCA(top)).
 - ``depth``: encoder depth varied at fixed width on noisy Fashion-MNIST. Claim (the theory's depth effect): MAE's
   distractor uptake exceeds I-JEPA's, and the gap grows with depth.
+- ``context-size`` (:mod:`jepalab.vision.context_size`): I-JEPA versus EC-IJEPA (our reading) over context-block
+  scales.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class ExperimentSettings:
     strengths: tuple[float, ...] = param((0.0, 0.05, 0.1), ge=0, le=1, help="distractor strengths (noisy-features)")
     jitter: float = param(2.0, ge=0, help="distractor per-patch jitter σ")
     depths: tuple[int, ...] = param((1, 4), ge=1, help="encoder depths (depth experiment)")
+    context_scales: tuple[tuple[float, float], ...] = param(((0.4, 0.4), (0.6, 0.6), (0.85, 1.0)), gt=0, le=1,
+                                                            help="context-block area ranges (context-size)")
     dim: int = param(96, ge=8, help="encoder width (quick: the CPU presets' ViT-micro width)")
     depth: int = param(4, ge=1, help="encoder depth (noisy-features, variance-subspaces)")
     epochs: int = param(10, ge=1, help="passes over the training images")
@@ -394,3 +398,6 @@ def run_experiment(name: str, out: str | Path, settings: ExperimentSettings,
     summary = {"experiment": name, "mode": mode, **EXPERIMENTS[name](out, settings, say)}
     write_json(out / "summary.json", summary)
     return summary
+
+
+from jepalab.vision import context_size as _context_size  # noqa: E402, F401  (registers "context-size")

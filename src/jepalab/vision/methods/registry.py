@@ -55,6 +55,20 @@ class MethodSpec:
         """Whether the encoder carries a class token."""
         return False
 
+    def encoder_factory(self, cfg: PretrainConfig) -> Callable[..., ViT]:
+        """Builds the encoder from :class:`~jepalab.vision.vit.ViT`'s arguments (default: the shared ViT)."""
+        from jepalab.vision.vit import ViT
+
+        return ViT
+
+    def eval_encoder(self, cfg: PretrainConfig, encoder: ViT, condition: str | None = None) -> tuple[ViT, str]:
+        """(encoder as evaluation and ``embed`` read it, a protocol note printed with its numbers; "" = none).
+        ``condition`` ("none" | "full-grid", None = the run's setting) is for methods with conditioned encoders."""
+        if condition not in (None, "none"):
+            raise ValueError(f"a {self.label} encoder takes no conditioning; --condition {condition!r} is for "
+                             "conditioned methods (ecijepa)")
+        return encoder, ""
+
     def build(self, cfg: PretrainConfig, encoder: ViT) -> nn.Module:
         """The objective around ``encoder``: ``model(images, masks)`` → scalar loss; ``model.encoder`` is trained."""
         raise NotImplementedError(f"method {self.name!r} does not implement build()")
