@@ -116,7 +116,7 @@ def ec_run(tiny_fmnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``jepalab pretrain configs/fmnist-ijepa-cpu.yaml method=ecijepa`` at pico size: 20 steps of 16 images."""
     out = tmp_path_factory.mktemp("ecijepa") / "run"
     code = main(["pretrain", "configs/fmnist-ijepa-cpu.yaml", "method=ecijepa", f"data.root={tiny_fmnist}", *PICO,
-                 "data.limit=80", "optim.global_batch=16", "optim.epochs=4", "optim.warmup_epochs=1",
+                 "data.limit=80", "optim.global_batch=16", "optim.epochs=4", "optim.warmup_fraction=0.25",
                  "train.log_every=1", "train.diag_every=0", "train.diag_images=16", "train.progress=false",
                  "train.checkpoint_every=10", "--out", str(out)])
     assert code == 0

@@ -108,7 +108,8 @@ class PretrainConfig:
                     raise ValueError(f"method {self.method!r} has no recipe for optim.{name}; set it")
                 setattr(o, name, recipe[name])
         if o.warmup_epochs is not None and o.warmup_fraction is not None:
-            raise ValueError("set optim.warmup_epochs or optim.warmup_fraction, not both")
+            raise ValueError("set optim.warmup_epochs or optim.warmup_fraction, not both (a preset that sets one: "
+                             "override the other with null)")
         if o.warmup_epochs is not None and o.warmup_epochs > o.epochs:
             raise ValueError(f"optim.warmup_epochs ({o.warmup_epochs}) exceeds optim.epochs ({o.epochs})")
         size = self.model.resolved()
