@@ -10,6 +10,7 @@ import pytest
 
 from jepalab.cli import main
 from jepalab.config import from_dict
+from jepalab.eval import is_collapsed
 from jepalab.vision.config import PretrainConfig
 from jepalab.vision.evaluation import EvalSettings, evaluate_run, run_checkpoints
 from jepalab.vision.train import pretrain
@@ -50,6 +51,8 @@ def test_eval_writes_results_with_every_baseline_and_readout(tiny_run: Path) -> 
     assert rows[("random init", "grid2")]["dim"] == 4 * 32
     assert rows[("encoder @ 8", "mean")]["probe"] == pytest.approx(result["checkpoints"][-1]["probe"])
     assert (tiny_run / "eval_readouts.csv").read_text().count("\n") == 1 + 8
+    for row in result["readouts"][:6]:  # the collapse rule reads the encoder's width, whatever the read-out's
+        assert row["collapsed"] == is_collapsed(row["rankme"], 32)
 
 
 def test_eval_of_ijepa_reads_both_encoders_and_the_chosen_readout(tiny_fmnist: Path, tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ Headline, per representation: linear probe (top-1), weighted kNN (k = 20, 200) a
 dependence ("our protocol") and, on a dataset with an injected distractor, the R² of decoding its amplitude.
 The read-out table adds, for every read-out (:data:`~jepalab.vision.features.READOUTS`) and every encoder
 (I-JEPA: context and target), the probe, centred kNN-20 and centred RankMe of the trained and the random encoder.
-A checkpoint whose centred RankMe is below :data:`~jepalab.eval.COLLAPSE_RANK_SHARE` of its width is marked
-``collapsed``.
+A checkpoint whose centred RankMe is below :data:`~jepalab.eval.COLLAPSE_RANK_SHARE` of the encoder's width is
+marked ``collapsed`` (the width, not the read-out's dimension: the last4 and grid2 read-outs concatenate correlated
+copies of the same d features).
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     for path in paths:
         encoder = load_encoder(run, settings.encoder, path, condition=settings.condition)
         metrics = full(features_of(encoder, headline))
-        metrics["collapsed"] = is_collapsed(metrics["rankme"], metrics["dim"])
+        metrics["collapsed"] = is_collapsed(metrics["rankme"], encoder.dim)  # the encoder's width, any read-out
         result["checkpoints"].append({"step": encoder.run_info["step"], "checkpoint": path.name,
                                       "encoder": encoder.run_info["encoder"], **metrics})
         bar.update()
@@ -246,7 +247,7 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
             metrics.pop("probe_protocol")
             result["readouts"].append({"representation": "random init" if name == "random" else f"{name} @ {step}",
                                        "readout": readout, **metrics,
-                                       "collapsed": is_collapsed(metrics["rankme"], metrics["dim"])})
+                                       "collapsed": is_collapsed(metrics["rankme"], encoder.dim)})
             bar.update()
     for name in ("pixels", "pixels_pca"):
         row = {k: v for k, v in result["baselines"][name].items() if k in result["readouts"][0]} \
