@@ -276,7 +276,7 @@ def eval_table(result: dict[str, Any]) -> str:
     columns = [(k, f) for k, f in columns if k in last]
     readout = result.get("readout", "mean")
     condition = f"; {result['condition']}" if result.get("condition") else ""
-    lines = [f"headline read-out: {readout!r}, {last['encoder']} encoder{condition}; kNN and RankMe on centred "
+    lines = [f"headline read-out: {readout!r}, encoder {last['encoder']!r}{condition}; kNN and RankMe on centred "
              "features",
              f"{'representation':<28}" + "".join(f"{k:>13}" for k, _ in columns)]
     flag = " (COLLAPSED)" if last.get("collapsed") else ""
