@@ -144,7 +144,7 @@ def test_eval_and_embed_print_and_honour_the_condition(ec_run: Path, tmp_path: P
     assert main(["eval", str(ec_run), "--device", "cpu", "--condition", "full-grid", "train_images=64",
                  "test_images=32", "probe=ridge", "lidar_images=8", "lidar_views=2", "readouts=[mean]"]) == 0
     printed = capsys.readouterr().out
-    assert "encoder; conditioning at evaluation: full-grid (EC-IJEPA, our reading)" in printed
+    assert "encoder 'target'; conditioning at evaluation: full-grid (EC-IJEPA, our reading)" in printed
     assert json.loads((ec_run / "eval.json").read_text())["condition"].endswith("full-grid (EC-IJEPA, our reading)")
     assert main(["embed", str(ec_run), "--data", "fashion-mnist:test", "--limit", "8", "--device", "cpu",
                  "--out", str(tmp_path / "emb")]) == 0
