@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from jepalab.report.claims import ClaimSpec, Finding, Part, PartContext, PartOutput, verdict
+from jepalab.report.parts_images import experiment_summaries
 
 EXPERIMENT = "context-size"
 EC_CLAIMS = (
@@ -24,13 +24,8 @@ EC_CLAIMS = (
 
 def find_context_size(paths: tuple[Path, ...]) -> tuple[Path, dict[str, Any]] | None:
     """(folder, summary) of the first context-size experiment among ``paths`` or their sub-folders, or None."""
-    for path in paths:
-        for summary in [path / "summary.json", *sorted(path.glob("*/summary.json"))]:
-            if summary.is_file():
-                data = json.loads(summary.read_text())
-                if data.get("experiment") == EXPERIMENT:
-                    return summary.parent, data
-    return None
+    return next(((folder, data) for folder, data in experiment_summaries(paths)
+                 if data.get("experiment") == EXPERIMENT), None)
 
 
 def run_ecijepa(ctx: PartContext) -> PartOutput:

@@ -28,16 +28,21 @@ IMAGE_CLAIMS = (
 EXPERIMENT_OF = {"R1": "noisy-features", "R2": "variance-subspaces", "R3": "depth"}
 
 
-def _find_summaries(paths: tuple[Path, ...]) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """Experiment summaries among ``paths`` (each a folder holding summary.json, or a parent of such folders)."""
-    found: dict[str, tuple[Path, dict[str, Any]]] = {}
+def experiment_summaries(paths: tuple[Path, ...]) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, summary) of every experiment folder among ``paths`` (each a folder holding summary.json, or a parent
+    of such folders), in the order given."""
+    found = []
     for path in paths:
         for summary in [path / "summary.json", *sorted(path.glob("*/summary.json"))]:
             if summary.is_file():
-                data = json.loads(summary.read_text())
-                if data.get("experiment") in EXPERIMENT_OF.values():
-                    found[data["experiment"]] = (summary.parent, data)
+                found.append((summary.parent, json.loads(summary.read_text())))
     return found
+
+
+def _find_summaries(paths: tuple[Path, ...]) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """The R1–R3 experiments among ``paths``, by name (the last folder of a name wins)."""
+    return {data["experiment"]: (folder, data) for folder, data in experiment_summaries(paths)
+            if data.get("experiment") in EXPERIMENT_OF.values()}
 
 
 def _measured(summary: dict[str, Any]) -> str:

@@ -114,6 +114,10 @@ def _views(images: torch.Tensor, image_size: int, mean: tuple[float, ...], std: 
     return augment(repeated, boxes, flips, image_size, mean, std), np.repeat(np.arange(n), views)
 
 
+LIGHT_KEYS = ("probe", "knn20", "knn200", "knn20_uncentred", "knn200_uncentred", "rankme", "rankme_uncentred", "dim")
+"""The read-out table's columns: what :func:`_light_metrics` measures, less the probe protocol."""
+
+
 def _light_metrics(train: np.ndarray, test: np.ndarray, train_y: np.ndarray, test_y: np.ndarray,
                    settings: EvalSettings, classes: int) -> dict[str, Any]:
     """Probe, weighted kNN (k = 20, 200) and RankMe of one representation, kNN and RankMe centred and not."""
@@ -241,18 +245,21 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
                                       "encoder": encoder.run_info["encoder"], **metrics})
         bar.update()
     step = result["checkpoints"][-1]["step"]
+    computed = {(result["checkpoints"][-1]["encoder"], headline): result["checkpoints"][-1],
+                ("random", headline): result["baselines"]["random"]}  # the headline rows: measured above
     for readout in settings.readouts:
         for name, encoder in [*trained.items(), ("random", baseline)]:
-            metrics = light(features_of(encoder, readout, ("train", "test")))
-            metrics.pop("probe_protocol")
+            known = computed.get((name, readout))
+            metrics = light(features_of(encoder, readout, ("train", "test"))) if known is None \
+                else {key: known[key] for key in LIGHT_KEYS}
+            metrics.pop("probe_protocol", None)
             result["readouts"].append({"representation": "random init" if name == "random" else f"{name} @ {step}",
                                        "readout": readout, **metrics,
                                        "collapsed": is_collapsed(metrics["rankme"], encoder.dim)})
             bar.update()
-    for name in ("pixels", "pixels_pca"):
-        row = {k: v for k, v in result["baselines"][name].items() if k in result["readouts"][0]} \
-            if result["readouts"] else {}
-        if row:
+    if result["readouts"]:
+        for name in ("pixels", "pixels_pca"):
+            row = {key: result["baselines"][name][key] for key in LIGHT_KEYS}
             result["readouts"].append({"representation": name.replace("_", " "), "readout": "pixels", **row})
     bar.close()
     write_json(run / "eval.json", result)

@@ -50,8 +50,10 @@ class IJEPAConfig:
 
 
 def ema_mass(cfg: PretrainConfig, total: int) -> float:
-    """Σ_s (1 − m_s) over the run's EMA momenta; the target keeps about exp(−mass) of its initialisation."""
-    return sum(1.0 - linear(step, total, *cfg.ijepa.ema) for step in range(total))
+    """Σ_{s<T} (1 − m_s) for the linear momenta m_s = a + (b − a)·s/T of :func:`linear`, in closed form
+    T·(1 − a) − (b − a)·(T − 1)/2; the target keeps about exp(−mass) of its initialisation."""
+    start, end = cfg.ijepa.ema
+    return total * (1.0 - start) - (end - start) * (total - 1) / 2 if total > 0 else 0.0
 
 
 @register_method

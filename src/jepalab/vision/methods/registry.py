@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,9 +33,10 @@ __all__ = ["MethodSpec", "available_methods", "encoder_names", "method_sections"
 OPTIMISER_FIELDS = ("lr", "start_lr", "final_lr", "weight_decay", "final_weight_decay", "betas")
 
 
-class MethodSpec:
+class MethodSpec(ABC):
     """What the trainer, evaluation and experiments need of one pretraining method. Subclass it, set the class
-    attributes, implement :meth:`build` and :meth:`mask_sampler`, override the other hooks where the defaults
+    attributes, implement the abstract :meth:`build` and :meth:`mask_sampler` (a spec lacking them cannot be
+    registered), override the other hooks where the defaults
     (no per-step hook, one encoder, no extra set-up facts) do not fit."""
 
     name: ClassVar[str] = ""  # the config's ``method:`` value
@@ -49,7 +51,8 @@ class MethodSpec:
     init: ClassVar[str] = "mae"  # ViT init style (jepalab.vision.vit.init_weights)
 
     def validate(self, cfg: PretrainConfig) -> None:
-        """Cross-field checks of the method's sections; raise ``ValueError`` naming the field."""
+        """Cross-field checks of the method's sections; raise ``ValueError`` naming the field (default: none)."""
+        return None
 
     def cls_token(self, cfg: PretrainConfig) -> bool:
         """Whether the encoder carries a class token."""
@@ -69,13 +72,13 @@ class MethodSpec:
                              "conditioned methods (ecijepa)")
         return encoder, ""
 
+    @abstractmethod
     def build(self, cfg: PretrainConfig, encoder: ViT) -> nn.Module:
         """The objective around ``encoder``: ``model(images, masks)`` → scalar loss; ``model.encoder`` is trained."""
-        raise NotImplementedError(f"method {self.name!r} does not implement build()")
 
+    @abstractmethod
     def mask_sampler(self, cfg: PretrainConfig) -> Callable[[int, torch.Generator], Masks]:
         """``sample(batch, generator)`` → the masks of one batch (:class:`~jepalab.vision.masks.Masks`)."""
-        raise NotImplementedError(f"method {self.name!r} does not implement mask_sampler()")
 
     def mask_summary(self, cfg: PretrainConfig, masks: list[Masks]) -> dict[str, Any]:
         """Mask statistics for run.json and ``--dry-run`` from the first batches' masks (default: visible share)."""
