@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,8 +80,8 @@ OFFICIAL_IJEPA_SCHEDULE = {"start_lr": 2e-4, "ref_lr": 1e-3, "final_lr": 1e-6, "
                            "warmup": 40, "num_epochs": 300, "ema": (0.996, 1.0)}  # configs/in1k_vith14_ep300.yaml
 
 
-def pretrain_config(bench: Bench, method: str, precision: str) -> Any:
-    """The jepalab :class:`PretrainConfig` of ``bench`` for ``method``."""
+def pretrain_config(bench: Bench, method: str, precision: str, *train: str) -> Any:
+    """The jepalab :class:`PretrainConfig` of ``bench`` for ``method``; ``train`` extra ``train.*=…`` overrides."""
     from jepalab.config import load_config
     from jepalab.vision.config import PretrainConfig
 
@@ -89,7 +90,7 @@ def pretrain_config(bench: Bench, method: str, precision: str) -> Any:
         f"model.patch_size={bench.patch}", f"optim.global_batch={bench.batch}", f"train.precision={precision}",
         f"ijepa.predictor_dim={bench.predictor_dim}", f"ijepa.predictor_depth={bench.predictor_depth}",
         f"mask.num_targets={bench.targets}", f"mae.decoder_dim={bench.decoder_dim}",
-        f"mae.decoder_depth={bench.decoder_depth}", f"mae.decoder_heads={bench.decoder_heads}"])
+        f"mae.decoder_depth={bench.decoder_depth}", f"mae.decoder_heads={bench.decoder_heads}", *train])
 
 
 def rss_bytes() -> int:
@@ -112,33 +113,37 @@ def _masks(cfg: Any, batch: int, steps: int, device: torch.device) -> list[Any]:
 
 
 def ours_step(cfg: Any, images: torch.Tensor, masks: list[Any], device: torch.device) -> Callable[[int], float]:
-    """jepalab's training step, as ``pretrain``'s loop runs it (schedules, forward, backward, AdamW, EMA)."""
+    """jepalab's training step exactly as ``pretrain`` runs it (:class:`~jepalab.vision.step.TrainStep`: schedules,
+    forward, backward, decay, AdamW, EMA; compiled with ``train.compile``) over a 10,000-step schedule."""
+    from jepalab.vision.attention import use_attention
     from jepalab.vision.build import build_method
-    from jepalab.vision.ijepa import IJEPA
-    from jepalab.vision.schedules import cosine, linear, warmup_cosine
-    from jepalab.vision.train import make_optimizer
+    from jepalab.vision.methods import method_spec
+    from jepalab.vision.precision import resolve_precision
+    from jepalab.vision.step import TrainStep
 
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # as pretrain() does
     method = build_method(cfg, images.shape[1]).to(device).train()
-    optimizer = make_optimizer(method, cfg, device)
-    o, total = cfg.optim, 10_000
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=resolve_precision(cfg.train.precision, device) is torch.bfloat16)
+    train_step = TrainStep(method, cfg, method_spec(cfg.method), device, 10_000, 100, autocast=autocast)
 
     def step(k: int) -> float:
-        lr, wd = warmup_cosine(k, total, 100, o.start_lr, o.lr, o.final_lr), cosine(k, total, o.weight_decay,
-                                                                                     o.final_weight_decay)
-        for group in optimizer.param_groups:
-            group["lr"], group["weight_decay"] = lr, (wd if group["decay"] else 0.0)
-        with autocast:
-            loss = method(images, masks[k])
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if isinstance(method, IJEPA):
-            method.update_target(linear(k, total, *cfg.ijepa.ema))
+        if device.type != "cuda":
+            with use_attention(cfg.train.attention):
+                return float(train_step(images, masks[k], k)[0])
+        with warnings.catch_warnings(record=True) as caught, use_attention(cfg.train.attention):
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")  # count host synchronisations inside the step itself
+            try:
+                loss = train_step(images, masks[k], k)[0]
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs.append(sum("synchroniz" in str(w.message) for w in caught))
         return float(loss)
 
+    syncs: list[int] = []
+    step.syncs = syncs  # type: ignore[attr-defined]
     return step
 
 
@@ -324,7 +329,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     if args.impl == "peak":
         return {"impl": "peak", **measure_peak(device), "threads": torch.get_num_threads()}
     method = args.method
-    cfg = pretrain_config(bench, method, args.precision)
+    cfg = pretrain_config(bench, method, args.precision, f"train.compile={str(args.compile).lower()}",
+                          f"train.compile_mode={args.compile_mode}", f"train.attention={args.attention}")
     steps = args.warmup + args.steps  # masks[warmup:] are the timed steps'
     images = torch.randn(bench.batch, bench.channels, bench.image, bench.image,
                          generator=torch.Generator().manual_seed(0)).to(device)
@@ -337,7 +343,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     else:
         step = official_mae_step(args.official_root, bench, images, bf16, device)
     warm = warm_steps(masks, args.warmup)
+    began = time.perf_counter()
     losses = [step(k) for k in warm]
+    warm_s = time.perf_counter() - began
     times, cpu_times = [], []
     for k in range(args.warmup, steps):
         if k == args.warmup and device.type == "cuda":
@@ -357,14 +365,17 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     flops = statistics.fmean(step_flops(cfg, bench.channels, bench.batch, m.to(torch.device("cpu"))) for m in timed)
     return {"impl": args.impl, "method": method, "ms": [1000 * t for t in times], "warm_steps": len(warm),
             "shapes": len({shape_key(m) for m in timed}), "cpu_ms": [1000 * t for t in cpu_times], "peak_bytes": peak,
-            "flops": flops, "loss_first": losses[0], "loss_last": losses[-1], "threads": torch.get_num_threads()}
+            "flops": flops, "loss_first": losses[0], "loss_last": losses[-1], "threads": torch.get_num_threads(),
+            "warmup_s": warm_s, "syncs": getattr(step, "syncs", [])[len(warm):]}
 
 
 def run_child(args: argparse.Namespace, impl: str, method: str | None, root: str | None) -> dict[str, Any] | str:
     """Run :func:`child` in a fresh interpreter; its JSON result, or the error text when it failed."""
     command = [sys.executable, __file__, "--child", impl, "--method", str(method), "--config", args.config,
                "--device", args.device, "--precision", args.precision, "--warmup", str(args.warmup),
-               "--steps", str(args.steps), "--threads", str(args.threads)] + (["--official-root", root] if root else [])
+               "--steps", str(args.steps), "--threads", str(args.threads), "--attention", args.attention,
+               "--compile-mode", args.compile_mode] + (["--compile"] if args.compile else []) + (
+               ["--official-root", root] if root else [])
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
@@ -389,6 +400,10 @@ def main() -> None:
     parser.add_argument("--official-mae", default=None, metavar="DIR", help="checkout of facebookresearch/mae")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="peak for MFU instead of the one measured in this run (see above)")
+    parser.add_argument("--compile", action="store_true", help="jepalab's step with train.compile=true (compile "
+                        "time falls into the warm-up, printed apart)")
+    parser.add_argument("--compile-mode", default="default", help="train.compile_mode (reduce-overhead: CUDA graphs)")
+    parser.add_argument("--attention", default="auto", help="train.attention for jepalab's step")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write every measurement here")
     parser.add_argument("--smoke", action="store_true",
                         help="CI: config smoke, 1 warm-up + 2 timed steps, one repeat, one thread unless --threads "
@@ -460,6 +475,11 @@ def main() -> None:
               f"{100 * flops / (clock_ms / 1000) / (peak_clock * 1e12):>6.2f}")
     for (impl, method), message in errors.items():
         print(f"{method:<7} {impl:<9} n/a: {message}")
+    for (impl, method), runs in sorted(results.items()):
+        syncs = [n for r in runs for n in r["syncs"]]
+        print(f"{method} {impl}: warm-up {statistics.median(r['warmup_s'] for r in runs):.1f} s for "
+              f"{runs[0]['warm_steps']} steps" + (" (includes compiling)" if impl == "ours" and args.compile else "")
+              + (f"; host synchronisations inside the step: {max(syncs)} at most per step" if syncs else ""))
     if "ijepa" in methods:
         from jepalab.vision.train import mask_summary
 

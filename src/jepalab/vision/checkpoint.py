@@ -48,7 +48,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
             if not torch.is_tensor(value):
                 raise TypeError(f"optimiser state {name} of parameter {index} is not a tensor")
             tensors[f"optim.{index}.{name}"] = value.detach().cpu().contiguous()
-    full = {**record, "format": FORMAT, "optim_groups": state["param_groups"], "sha256": tensor_digest(tensors)}
+    groups = [{k: v.item() if torch.is_tensor(v) else v for k, v in g.items()} for g in state["param_groups"]]
+    full = {**record, "format": FORMAT, "optim_groups": groups, "sha256": tensor_digest(tensors)}
     return atomic_write_bytes(path, save_safetensors(tensors, metadata={"record": json.dumps(full)}))
 
 

@@ -18,8 +18,9 @@ from jepalab.vision.vit import VIT_SIZES, ViTSize
 
 __all__ = ["ModelConfig", "OptimConfig", "PretrainConfig", "TrainConfig"]
 
-# Fields that may change when a run is resumed: they do not affect the numbers it computes.
-RUNTIME_FIELDS = ("train.threads", "train.progress", "train.device", "data.num_workers", "data.cache_dir", "data.root")
+# Fields that may change when a run is resumed: they do not change the maths (kernels may round differently).
+RUNTIME_FIELDS = ("train.threads", "train.progress", "train.device", "train.compile", "train.compile_mode",
+                  "train.attention", "data.num_workers", "data.cache_dir", "data.root")
 
 
 @dataclass
@@ -69,7 +70,14 @@ class TrainConfig:
     device: str = param("auto", help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda, cuda:N")
     precision: str = param("auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast on GPU and on "
                            "CPUs with bf16 matrix units (AVX512-BF16, AMX), fp32 elsewhere")
-    compile: bool = param(False, help="torch.compile the training step")
+    compile: bool = param(False, help="torch.compile the step: forward + backward, and the update (clip, decay, "
+                          "Adam, EMA); eager is faster on small CPUs (docs/speed.md)")
+    compile_mode: str = param("default", choices=("default", "reduce-overhead", "max-autotune",
+                                                  "max-autotune-no-cudagraphs"),
+                              help="torch.compile mode of the forward (reduce-overhead: CUDA graphs)")
+    attention: str = param("auto", choices=("auto", "matmul", "sdpa", "flash", "efficient", "cudnn", "math"),
+                           help="attention kernel: auto (docs/speed.md), matmul (q kᵀ → softmax → v), sdpa "
+                                "(torch's choice) or one SDPA backend")
     threads: int | None = param(None, ge=1, help="CPU threads per process (default: torch's)")
     log_every: int = param(10, ge=1, help="steps between loss read-outs (the only routine host syncs)")
     diag_every: int = param(500, ge=0, help="steps between collapse diagnostics (0: only at the end)")

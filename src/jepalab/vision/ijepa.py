@@ -80,6 +80,11 @@ class IJEPA(nn.Module):
         return F.mse_loss(z, h)
 
     @torch.no_grad()
-    def update_target(self, momentum: float) -> None:
-        """EMA of the context encoder into the target encoder, one fused ``_foreach_lerp_`` over all tensors."""
-        torch._foreach_lerp_(list(self.target_encoder.parameters()), list(self.encoder.parameters()), 1.0 - momentum)
+    def update_target(self, momentum: float | torch.Tensor) -> None:
+        """EMA of the context encoder into the target encoder, one fused ``_foreach_lerp_`` over all tensors;
+        ``momentum`` a float or a 0-d tensor on the models' device (read without a host synchronisation)."""
+        targets, sources = list(self.target_encoder.parameters()), list(self.encoder.parameters())
+        if torch.is_tensor(momentum):
+            torch._foreach_lerp_(targets, sources, [1.0 - momentum] * len(targets))
+        else:
+            torch._foreach_lerp_(targets, sources, 1.0 - momentum)

@@ -27,6 +27,7 @@ from jepalab.data.dataset import ImageDataset
 from jepalab.eval import COLLAPSE_RANK_SHARE, is_collapsed
 from jepalab.progress import progress_bar
 from jepalab.rundir import environment, write_json
+from jepalab.vision.attention import resolve_attention, use_attention
 from jepalab.vision.build import build_method
 from jepalab.vision.checkpoint import restore_training, save_checkpoint
 from jepalab.vision.config import PretrainConfig
@@ -37,29 +38,15 @@ from jepalab.vision.methods import MethodSpec, method_spec
 from jepalab.vision.plots import plot_run
 from jepalab.vision.precision import describe_precision, resolve_precision
 from jepalab.vision.runs import CHECKPOINT, collapse_summary, prepare_run_dir, truncate_metrics
-from jepalab.vision.schedules import cosine, warmup_cosine
+from jepalab.vision.step import TrainStep
 from jepalab.vision.views import ViewSampler, mask_summary
 from jepalab.vision.vit import measure_content_share
 
-__all__ = ["TrainingDiverged", "make_optimizer", "pretrain"]
+__all__ = ["TrainingDiverged", "pretrain"]
 
 
 class TrainingDiverged(ValueError):
     """The loss became non-finite or exceeded ``train.divergence_factor`` × its first logged value."""
-
-
-def make_optimizer(method: torch.nn.Module, cfg: PretrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters: weight decay on matrices and tokens, none on biases and norms (the
-    official ``WD_exclude`` / ``add_weight_decay`` rule); fused kernels where torch has them."""
-    named = [(n, p) for n, p in method.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for n, p in named if p.ndim >= 2 and not n.endswith(".bias")], "decay": True},
-              {"params": [p for n, p in named if p.ndim < 2 or n.endswith(".bias")], "decay": False}]
-    o = cfg.optim
-    kwargs = {"lr": o.lr, "betas": tuple(o.betas), "eps": o.eps, "weight_decay": 0.0}
-    try:
-        return torch.optim.AdamW(groups, fused=device.type in ("cuda", "cpu"), **kwargs)
-    except (RuntimeError, TypeError):  # a torch without a fused kernel for this device
-        return torch.optim.AdamW(groups, foreach=True, **kwargs)
 
 
 @dataclass
@@ -75,7 +62,7 @@ class _Session:
     total: int  # steps of the whole run
     warmup: int  # learning-rate warm-up steps
     method: torch.nn.Module  # the unwrapped objective (checkpoints, hooks, diagnostics)
-    optimizer: torch.optim.AdamW
+    step: TrainStep  # forward, backward, update; holds the optimiser
     autocast: contextlib.AbstractContextManager
     say: Callable[[str], None]
 
@@ -89,12 +76,13 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = 
     ``summary.json``. ``resume=True`` continues the run in ``out`` from its checkpoint (from step 0 if it has none
     yet); ``stop_after`` ends this session (with a checkpoint) once that many steps are done, schedules unchanged.
     Under ``torchrun`` each process runs this function (DDP; rank 0 writes). ``dry_run`` stops after printing the
-    set-up. torch's thread count and denormal handling are restored on exit.
+    set-up. torch's thread count, denormal handling and attention kernel choice are restored on exit.
     """
     info = init_distributed(cfg.train.device)
     threads = torch.get_num_threads()
     try:
-        return _pretrain(cfg, out, resume, stop_after, dry_run, info)
+        with use_attention(cfg.train.attention):
+            return _pretrain(cfg, out, resume, stop_after, dry_run, info)
     finally:
         torch.set_num_threads(threads)
         torch.set_flush_denormal(False)  # the process-wide default again: callers' float64 maths needs subnormals
@@ -109,9 +97,10 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
     plan = EpochPlan(len(dataset), cfg.optim.global_batch, cfg.seed, info.rank, info.world)  # nor a too-small one
     run, restore = prepare_run_dir(cfg, out, resume, info, say)
     method = build_method(cfg, dataset.channels).to(info.device)
-    total = cfg.optim.epochs * plan.steps_per_epoch
-    s = _Session(cfg, info, method_spec(cfg.method), run, dataset, plan, total, cfg.warmup_steps(plan.steps_per_epoch),
-                 method, make_optimizer(method, cfg, info.device), autocast, say)
+    total, spec = cfg.optim.epochs * plan.steps_per_epoch, method_spec(cfg.method)
+    warmup = cfg.warmup_steps(plan.steps_per_epoch)
+    step = TrainStep(method, cfg, spec, info.device, total, warmup, _distributed(method, info), autocast)
+    s = _Session(cfg, info, spec, run, dataset, plan, total, warmup, method, step, autocast, say)
     views = ViewSampler(cfg, dataset.size, info.rank, info.world)
     diag_images = _diagnostics_batch(s)
     record = _run_record(s, views, diag_images)
@@ -122,7 +111,7 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
         return run
     start, reference = _restore(s) if restore else (0, None)
     clock = _Clock()
-    done = _train(s, views, _wrap(s), start, min(total, stop_after or total), reference,
+    done = _train(s, views, start, min(total, stop_after or total), reference,
                   diag_images if info.main else None, record, clock)
     if info.main:
         _summarise(s, start, done, record["flops_per_step_first"], time.perf_counter() - clock.began)
@@ -159,7 +148,9 @@ def _run_record(s: _Session, views: ViewSampler, diag_images: torch.Tensor) -> d
             "batch": {"global": o.global_batch, "per_rank": plan.local_batch, "ranks": s.info.world},
             "steps": {"per_epoch": plan.steps_per_epoch, "total": s.total, "warmup": s.warmup},
             "device": str(s.info.device), "precision": describe_precision(cfg.train.precision, s.info.device),
-            "compile": cfg.train.compile, "masks": mask_summary(cfg),
+            "compile": cfg.train.compile_mode if cfg.train.compile else "off", "masks": mask_summary(cfg),
+            "attention": resolve_attention(cfg.train.attention, s.info.device,
+                                           resolve_precision(cfg.train.precision, s.info.device) or torch.float32),
             "schedules": {"lr_peak": o.lr, "warmup_steps": s.warmup, "warmup_share": s.warmup / s.total,
                           **s.spec.schedule_facts(cfg, s.total)},
             "environment": environment(), "content_share_init": share}
@@ -184,23 +175,20 @@ def _announce(s: _Session, record: dict[str, Any]) -> None:
 
 def _restore(s: _Session) -> tuple[int, float | None]:
     """Load the checkpoint into the model and optimiser; drop metrics logged after it. (step, loss reference)."""
-    state = restore_training(s.run / CHECKPOINT, s.method, s.optimizer)
+    state = restore_training(s.run / CHECKPOINT, s.method, s.step.optimizer)
+    s.step.bind()
     s.say(f"resumed {s.run} at step {state['step']} of {s.total}")
     if s.info.main:
         truncate_metrics(s.run / "metrics.jsonl", state["step"])
     return state["step"], state["loss_reference"]
 
 
-def _wrap(s: _Session) -> torch.nn.Module:
-    """The module the steps call: DDP over several ranks, compiled when asked."""
-    model: torch.nn.Module = s.method
-    if s.info.world > 1:
-        device = s.info.device
-        model = torch.nn.parallel.DistributedDataParallel(
-            s.method, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False)
-    if s.cfg.train.compile:
-        model = torch.compile(model)
-    return model
+def _distributed(method: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """The module the forward calls: DDP over several ranks, else ``method`` itself."""
+    if info.world == 1:
+        return method
+    return torch.nn.parallel.DistributedDataParallel(
+        method, device_ids=[info.device] if info.device.type == "cuda" else None, broadcast_buffers=False)
 
 
 class _Clock:
@@ -211,7 +199,7 @@ class _Clock:
         self.window_loss = float("nan")
 
 
-def _train(s: _Session, views: ViewSampler, model: torch.nn.Module, start: int, stop: int,
+def _train(s: _Session, views: ViewSampler, start: int, stop: int,
            reference: float | None, diag_images: torch.Tensor | None, record: dict[str, Any], clock: _Clock) -> int:
     """Steps ``start`` … ``stop − 1`` with read-outs, diagnostics and checkpoints; returns the steps done."""
     cfg, t = s.cfg, s.cfg.train
@@ -227,9 +215,11 @@ def _train(s: _Session, views: ViewSampler, model: torch.nn.Module, start: int, 
         if start == 0 and diag_images is not None:  # the state before any update, for reference
             _diagnostics(s, diag_images, log, 0)
         for step, (images, _) in zip(range(start, stop), loader(s.plan.batches(start, stop))):
-            entry = _step(s, model, images, views, step)
-            losses[len(pending)] = entry.pop("loss")
-            pending.append(entry)
+            v = views(step)
+            x = augment(images, v.boxes, v.flips, cfg.data.image_size, s.dataset.mean, s.dataset.std)  # (b, C, H, W)
+            loss, values = s.step(x, v.masks.to(s.info.device), step)
+            losses[len(pending)] = loss
+            pending.append({"step": step, "epoch": step // s.plan.steps_per_epoch, **values})
             bar.update()
             done = step + 1
             checkpoint_due = done % t.checkpoint_every == 0 or done == stop
@@ -248,27 +238,6 @@ def _train(s: _Session, views: ViewSampler, model: torch.nn.Module, start: int, 
             log.close()
             plot_run(s.run)
     return done
-
-
-def _step(s: _Session, model: torch.nn.Module, images: torch.Tensor, views: ViewSampler,
-          step: int) -> dict[str, Any]:
-    """One optimiser step and the method's hook after it; the metrics entry, with the loss as a device tensor."""
-    cfg, o = s.cfg, s.cfg.optim
-    lr = warmup_cosine(step, s.total, s.warmup, o.start_lr, o.lr, o.final_lr)
-    wd = cosine(step, s.total, o.weight_decay, o.final_weight_decay)
-    for group in s.optimizer.param_groups:
-        group["lr"], group["weight_decay"] = lr, (wd if group["decay"] else 0.0)
-    v = views(step)
-    x = augment(images, v.boxes, v.flips, cfg.data.image_size, s.dataset.mean, s.dataset.std)  # (b, C, H, W)
-    with s.autocast:
-        loss = model(x, v.masks.to(s.info.device))
-    loss.backward()
-    if o.clip_grad:
-        torch.nn.utils.clip_grad_norm_(s.method.parameters(), o.clip_grad, foreach=True)
-    s.optimizer.step()
-    s.optimizer.zero_grad(set_to_none=True)
-    entry = {"step": step, "epoch": step // s.plan.steps_per_epoch, "lr": lr, "wd": wd}
-    return {**entry, **s.spec.after_step(s.method, cfg, step, s.total), "loss": loss.detach()}
 
 
 def _read_out(s: _Session, pending: list[dict[str, Any]], losses: torch.Tensor, reference: float | None,
@@ -323,10 +292,10 @@ def _save(s: _Session, done: int, reference: float | None, record: dict[str, Any
     """The checkpoint after ``done`` steps, plus a kept snapshot every ``train.snapshot_every`` steps."""
     state = {"step": done, "total_steps": s.total, "loss_reference": reference, "method": s.cfg.method,
              "config": config_to_dict(s.cfg), "dataset": record["dataset"], "world_size": s.info.world}
-    save_checkpoint(s.run / CHECKPOINT, s.method, s.optimizer, state)
+    save_checkpoint(s.run / CHECKPOINT, s.method, s.step.optimizer, state)
     every = s.cfg.train.snapshot_every
     if every and done % every == 0:
-        save_checkpoint(s.run / f"checkpoint-{done:08d}.safetensors", s.method, s.optimizer, state)
+        save_checkpoint(s.run / f"checkpoint-{done:08d}.safetensors", s.method, s.step.optimizer, state)
 
 
 def _summarise(s: _Session, start: int, done: int, flops: int, wall: float) -> None:

@@ -1,5 +1,5 @@
 """Vision Transformer encoder shared by I-JEPA and MAE (Dosovitskiy et al. 2021): patch embedding, fixed 2-D
-sin-cos positions, pre-norm blocks with ``F.scaled_dot_product_attention``, final LayerNorm.
+sin-cos positions, pre-norm blocks (attention kernel: :mod:`jepalab.vision.attention`), final LayerNorm.
 
 Initialisation follows each method's official code: ``"ijepa"`` = truncated normal (std 0.02) for linear and
 patch weights (facebookresearch/ijepa ``helper.init_model``); ``"mae"`` = Xavier-uniform, the patch projection
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from jepalab.vision.attention import attend
 
 __all__ = ["POSITION_MEAN_SQUARE", "VIT_SIZES", "Block", "ViT", "ViTSize", "attend", "measure_content_share",
            "patch_std", "sincos_2d"]
@@ -82,8 +84,7 @@ def sincos_2d(dim: int, grid: tuple[int, int]) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels;
-    explicit matmuls for low precision on a CPU, see :func:`attend`)."""
+    """Multi-head self-attention; the kernel is the process-wide choice of :mod:`jepalab.vision.attention`."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -107,14 +108,6 @@ class Attention(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(b, -1, d))
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q kᵀ / √d) v through ``F.scaled_dot_product_attention``, except for bf16/fp16 tensors on a CPU: there
-    torch's fused CPU kernel is 3–4× slower than the same maths as two batched matmuls (benchmarks/vision_step.py)."""
-    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
-        return ((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5).softmax(dim=-1) @ v
-    return F.scaled_dot_product_attention(q, k, v)
-
-
 class Block(nn.Module):
     """Pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x)), MLP = Linear → GELU → Linear."""
 
@@ -130,10 +123,10 @@ class Block(nn.Module):
         """(b, n, d) → (b, n, d); with ``rows`` (a slice, or (b, m) indices) only those tokens' outputs (b, m, d)
         are computed — exactly what the full block gives there, for a last block whose other outputs are unused."""
         h = self.norm1(x)
-        if rows is None:
-            x = x + self.attn(h)
-        else:
+        if isinstance(rows, (slice, torch.Tensor)):  # not `rows is None`: torch.compile would pin a slice's bounds
             x = _select(x, rows) + self.attn(h, _select(h, rows))
+        else:
+            x = x + self.attn(h)
         return x + self.mlp(self.norm2(x))
 
 

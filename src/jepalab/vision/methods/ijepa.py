@@ -121,8 +121,10 @@ class IJEPAMethod(MethodSpec):
                 f"EMA {cfg.ijepa.ema[0]:g} → {cfg.ijepa.ema[1]:g}, mass Σ(1 − m) = {s['ema_mass']:.2f}: the target "
                 f"keeps ≈ {100 * s['target_init_share']:.0f} % of its init"]
 
-    def after_step(self, model: IJEPA, cfg: PretrainConfig, step: int, total: int) -> dict[str, float]:
-        """EMA of the context encoder into the target with this step's momentum (logged as ``momentum``)."""
-        momentum = linear(step, total, *cfg.ijepa.ema)
-        model.update_target(momentum)
-        return {"momentum": momentum}
+    def step_schedule(self, cfg: PretrainConfig, step: int, total: int) -> dict[str, float]:
+        """This step's EMA momentum, linear over the run (logged as ``momentum``)."""
+        return {"momentum": linear(step, total, *cfg.ijepa.ema)}
+
+    def after_update(self, model: IJEPA, values: dict[str, torch.Tensor]) -> None:
+        """EMA of the context encoder into the target with this step's momentum."""
+        model.update_target(values["momentum"])

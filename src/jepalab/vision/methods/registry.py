@@ -94,9 +94,16 @@ class MethodSpec(ABC):
         """Set-up lines printed before training, from the run record (masks, schedules)."""
         return []
 
-    def after_step(self, model: nn.Module, cfg: PretrainConfig, step: int, total: int) -> dict[str, float]:
-        """Run after each optimiser step (I-JEPA: the EMA update); returns values to log with the step."""
+    def step_schedule(self, cfg: PretrainConfig, step: int, total: int) -> dict[str, float]:
+        """The method's own per-step values (I-JEPA: the EMA ``momentum``), logged with the step and handed to
+        :meth:`after_update` as 0-d device tensors (default: none)."""
         return {}
+
+    def after_update(self, model: nn.Module, values: dict[str, torch.Tensor]) -> None:
+        """Runs inside the step right after the optimiser update (I-JEPA: the EMA); ``values`` holds the step's
+        ``lr``, ``wd`` and :meth:`step_schedule` values as 0-d device tensors. No host synchronisation here: the
+        update may be compiled and captured (default: nothing)."""
+        return None
 
     def encoder_modules(self, model: nn.Module) -> dict[str, ViT]:
         """The model's encoders by read-out name, the evaluation default first, then in :attr:`encoders` order."""

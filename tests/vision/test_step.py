@@ -1,0 +1,130 @@
+"""The training step: schedule values as device tensors, AdamW's decoupled decay, and the compiled path's logic
+(on a CPU through dynamo + AOTAutograd with eager kernels: the same graphs inductor would get, in seconds)."""
+
+import copy
+import functools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch._dynamo.testing
+from pretrain_helpers import run_pretrain, step_losses
+
+from jepalab.config import load_config
+from jepalab.vision.build import build_method
+from jepalab.vision.config import PretrainConfig
+from jepalab.vision.masks import random_masks
+from jepalab.vision.methods import method_spec
+from jepalab.vision.step import TrainStep, parameter_groups
+
+
+def _config(method: str, *extra: str) -> PretrainConfig:
+    return load_config(PretrainConfig, None, [
+        f"method={method}", "model.size=pico", "data.image_size=28", "model.patch_size=4", "optim.global_batch=8",
+        "ijepa.predictor_dim=32", "ijepa.predictor_depth=1", "mae.decoder_dim=32", "mae.decoder_depth=1",
+        "mae.decoder_heads=2", *extra])
+
+
+def _masks(cfg: PretrainConfig, seed: int) -> object:
+    if cfg.method == "ijepa":
+        return cfg.masker()(8, torch.Generator().manual_seed(seed))
+    return random_masks(8, 49, cfg.mae.mask_ratio, torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture
+def compile_counter(monkeypatch: pytest.MonkeyPatch) -> torch._dynamo.testing.CompileCounterWithBackend:
+    """torch.compile through dynamo + AOTAutograd with eager kernels, counting the graphs it compiles."""
+    torch._dynamo.reset()
+    counter = torch._dynamo.testing.CompileCounterWithBackend("aot_eager")
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=counter))
+    yield counter
+    torch._dynamo.reset()
+
+
+def test_schedule_values_are_device_tensors_the_optimiser_reads() -> None:
+    """Before each step the 0-d tensors hold that step's lr, wd and EMA momentum; the groups read the lr tensor,
+    also after a state-dict reload and bind()."""
+    cfg = _config("ijepa")
+    step = TrainStep(build_method(cfg, 1), cfg, method_spec("ijepa"), torch.device("cpu"), total=20, warmup=5)
+    assert set(step.values) == {"lr", "wd", "momentum"}
+    images = torch.randn(8, 1, 28, 28)
+    for k in (0, 3, 12):
+        _, values = step(images, _masks(cfg, k), k)
+        assert values == step.schedule(k)
+        for name, value in values.items():
+            assert step.values[name].item() == pytest.approx(value, rel=1e-6)
+    assert all(group["lr"] is step.values["lr"] for group in step.optimizer.param_groups)
+    state = copy.deepcopy(step.optimizer.state_dict())
+    state["param_groups"] = [{**g, "lr": float(g["lr"])} for g in state["param_groups"]]  # as a checkpoint holds it
+    step.optimizer.load_state_dict(state)
+    step.bind()
+    assert all(group["lr"] is step.values["lr"] for group in step.optimizer.param_groups)
+
+
+def test_decoupled_decay_and_adam_equal_torch_adamw() -> None:
+    """θ·(1 − ηλ) on matrices and tokens, then Adam, is torch's AdamW with that decay on the same groups."""
+    cfg = _config("mae", "optim.weight_decay=0.3", "optim.final_weight_decay=0.3")
+    torch.manual_seed(0)
+    ours = build_method(cfg, 1)
+    theirs = copy.deepcopy(ours)
+    step = TrainStep(ours, cfg, method_spec("mae"), torch.device("cpu"), total=10, warmup=0)
+    decayed, plain = parameter_groups(theirs)
+    o = cfg.optim
+    adamw = torch.optim.AdamW([{"params": decayed, "weight_decay": 0.3}, {"params": plain, "weight_decay": 0.0}],
+                              lr=o.lr, betas=tuple(o.betas), eps=o.eps, foreach=False)
+    images = torch.randn(8, 1, 28, 28)
+    for k in range(3):
+        masks = _masks(cfg, k)
+        step(images, masks, k)
+        for group in adamw.param_groups:
+            group["lr"] = step.schedule(k)["lr"]
+        theirs(images, masks).backward()
+        adamw.step()
+        adamw.zero_grad()
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("method", ["ijepa", "mae"])
+def test_compiled_step_matches_eager_and_compiles_once_per_shape(method: str, compile_counter) -> None:
+    """train.compile: the same losses and weights as eager (fp32, 1e-5); changing lr / wd / momentum never
+    recompiles; a second mask shape recompiles the forward once (then shapes are dynamic), a third not at all."""
+    cfg = _config(method, "train.compile=true", "optim.clip_grad=1.0", "train.precision=fp32")
+    torch.manual_seed(0)
+    method_module = build_method(cfg, 1)
+    eager_module = copy.deepcopy(method_module)
+    compiled = TrainStep(method_module, cfg, method_spec(method), torch.device("cpu"), total=20, warmup=2)
+    eager_cfg = _config(method, "optim.clip_grad=1.0", "train.precision=fp32")
+    eager = TrainStep(eager_module, eager_cfg, method_spec(method), torch.device("cpu"), total=20, warmup=2)
+    images = torch.randn(8, 1, 28, 28)
+    shapes = {}
+    seeds = [0, 0, 1, 1, 2, 4, 4, 7] if method == "ijepa" else [0, 1, 2, 3]
+    for k, seed in enumerate(seeds):
+        masks = _masks(cfg, seed)
+        a, _ = compiled(images, masks, k)
+        b, _ = eager(images, masks, k)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+        shapes[seed] = compile_counter.frame_count
+    for a, b in zip(method_module.parameters(), eager_module.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    if method == "ijepa":
+        assert len({_masks(cfg, seed).context.shape for seed in seeds}) == 4
+        assert shapes[1] == shapes[0] + 1 and shapes[7] == shapes[2]
+    else:  # MAE's masks keep their shape: nothing recompiles after the first step
+        assert shapes[3] == shapes[0]
+
+
+def test_compiled_pretrain_logs_the_eager_losses(fmnist_root: Path, tmp_path: Path,
+                                                 reference_runs: dict[str, Path], compile_counter) -> None:
+    """`jepalab pretrain ... train.compile=true` runs the whole loop (logging, checkpoints) with the eager losses;
+    run.json records the compile mode and the attention kernel."""
+    run = run_pretrain("ijepa", fmnist_root, tmp_path / "compiled", "train.compile=true")
+    compiled, eager = step_losses(run), step_losses(reference_runs["ijepa"])
+    assert sorted(compiled) == sorted(eager)
+    for k in eager:
+        assert compiled[k] == pytest.approx(eager[k], rel=1e-5)
+    assert compile_counter.frame_count > 0
+    record = json.loads((run / "run.json").read_text())
+    assert record["compile"] == "default" and record["attention"] == "sdpa"  # fp32 on a CPU
+    assert json.loads((reference_runs["ijepa"] / "run.json").read_text())["compile"] == "off"
