@@ -21,6 +21,10 @@ def test_both_methods_get_the_same_encoder_budget_and_views() -> None:
     assert ijepa.model == mae.model and ijepa.data == mae.data
     assert (ijepa.optim.epochs, ijepa.optim.global_batch) == (mae.optim.epochs, mae.optim.global_batch)
     assert ijepa.model.resolved().dim == settings.dim and ijepa.model.resolved().depth == settings.depth
+    assert not ijepa.train.compile
+    compiled = pretrain_config("mae", "fashion-mnist", {}, ExperimentSettings(compile=True,
+                                                                              compile_mode="reduce-overhead"), seed=0)
+    assert compiled.train.compile and compiled.train.compile_mode == "reduce-overhead"
 
 
 def _fake_results(values: dict[tuple[str, float, int], dict[str, float]]) -> Any:

@@ -118,14 +118,15 @@ def test_ijepa_l2_loss_is_mse() -> None:
 
 
 @pytest.mark.parametrize("momentum", [1.0, 0.0, 0.9])
-def test_ema_update(momentum: float) -> None:
-    """θ̄ ← m·θ̄ + (1 − m)·θ: m = 1 keeps the target, m = 0 copies the encoder."""
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_ema_update(momentum: float, as_tensor: bool) -> None:
+    """θ̄ ← m·θ̄ + (1 − m)·θ: m = 1 keeps the target, m = 0 copies the encoder; m a float or a 0-d tensor."""
     model = ijepa()
     with torch.no_grad():
         for param in model.encoder.parameters():
             param.add_(torch.randn_like(param))
     before = copy.deepcopy(model.target_encoder.state_dict())
-    model.update_target(momentum)
+    model.update_target(torch.tensor(momentum) if as_tensor else momentum)
     online = model.encoder.state_dict()
     for name, value in model.target_encoder.state_dict().items():
         torch.testing.assert_close(value, momentum * before[name] + (1 - momentum) * online[name],

@@ -82,6 +82,9 @@ class ExperimentSettings:
     device: str = param("auto", help="training/eval device")
     jobs: int = param(1, ge=1, help="runs at once on the device, each in its own process and folder (on a CPU "
                                     "the cores are split between them)")
+    compile: bool = param(False, help="train.compile of every run (a GPU option; docs/speed.md)")
+    compile_mode: str = param("default", choices=("default", "reduce-overhead", "max-autotune",
+                                                  "max-autotune-no-cudagraphs"), help="train.compile_mode")
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(train_images=5000, test_images=1000,
                                                                    probe="ridge", readouts=()))
 
@@ -113,7 +116,7 @@ def pretrain_config(method: str, dataset: str, options: dict[str, Any], settings
         "model": {"dim": settings.dim, "depth": depth, "heads": max(1, settings.dim // 32)},
         "optim": {"epochs": settings.epochs, "global_batch": settings.global_batch},  # warm-up: the recipe's
         "train": {"device": settings.device, "progress": False, "log_every": 10, "diag_every": 0,
-                  "diag_images": 256,
+                  "diag_images": 256, "compile": settings.compile, "compile_mode": settings.compile_mode,
                   "checkpoint_every": max(1, total_steps // settings.snapshots),
                   "snapshot_every": max(1, total_steps // settings.snapshots)},
     }

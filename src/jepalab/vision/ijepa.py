@@ -81,10 +81,9 @@ class IJEPA(nn.Module):
 
     @torch.no_grad()
     def update_target(self, momentum: float | torch.Tensor) -> None:
-        """EMA of the context encoder into the target encoder, one fused ``_foreach_lerp_`` over all tensors;
-        ``momentum`` a float or a 0-d tensor on the models' device (read without a host synchronisation)."""
+        """EMA θ̄ ← m·θ̄ + (1 − m)·θ of the context encoder into the target encoder in three multi-tensor ops;
+        ``momentum`` a float or a 0-d tensor on the models' device (read without a host synchronisation; torch's
+        ``_foreach_lerp_`` takes a tensor weight only as one tensor per parameter, which is a kernel per parameter)."""
         targets, sources = list(self.target_encoder.parameters()), list(self.encoder.parameters())
-        if torch.is_tensor(momentum):
-            torch._foreach_lerp_(targets, sources, [1.0 - momentum] * len(targets))
-        else:
-            torch._foreach_lerp_(targets, sources, 1.0 - momentum)
+        torch._foreach_mul_(targets, momentum)
+        torch._foreach_add_(targets, torch._foreach_mul(sources, 1.0 - momentum))
