@@ -61,10 +61,13 @@ def test_schedule_values_are_device_tensors_the_optimiser_reads() -> None:
             assert step.values[name].item() == pytest.approx(value, rel=1e-6)
     assert all(group["lr"] is step.values["lr"] for group in step.optimizer.param_groups)
     state = copy.deepcopy(step.optimizer.state_dict())
-    state["param_groups"] = [{**g, "lr": float(g["lr"])} for g in state["param_groups"]]  # as a checkpoint holds it
+    # as a checkpoint holds it; an older one also kept that step's weight decay in the decayed group
+    state["param_groups"] = [{**g, "lr": float(g["lr"]), "weight_decay": 0.04 if g["decay"] else 0.0}
+                             for g in state["param_groups"]]
     step.optimizer.load_state_dict(state)
     step.bind()
-    assert all(group["lr"] is step.values["lr"] for group in step.optimizer.param_groups)
+    assert all(group["lr"] is step.values["lr"] and group["weight_decay"] == 0.0
+               for group in step.optimizer.param_groups)
 
 
 def test_decoupled_decay_and_adam_equal_torch_adamw() -> None:

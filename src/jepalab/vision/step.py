@@ -37,8 +37,8 @@ def parameter_groups(method: nn.Module) -> tuple[list[nn.Parameter], list[nn.Par
 
 def make_optimizer(method: nn.Module, cfg: PretrainConfig, device: torch.device,
                    lr: torch.Tensor | float | None = None) -> torch.optim.AdamW:
-    """Adam over the trainable parameters (the decay is :class:`TrainStep`'s): two groups, decayed first, each
-    flagged ``decay``; ``lr`` may be a 0-d device tensor. Fused kernels (CPU, CUDA; compiled as one call),
+    """Adam over the trainable parameters (the decay is :class:`TrainStep`'s, on the groups flagged ``decay``); ``lr``
+    may be a 0-d device tensor. Fused kernels (CPU, CUDA; compiled as one call),
     capturable on CUDA (step counts on the device, no host synchronisation)."""
     decayed, plain = parameter_groups(method)
     groups = [{"params": decayed, "decay": True}, {"params": plain, "decay": False}]
@@ -63,7 +63,7 @@ class TrainStep:
         names = ["lr", "wd", *spec.step_schedule(cfg, 0, total)]
         self.values = {name: torch.zeros((), device=device) for name in names}  # refilled before each step
         self.optimizer = make_optimizer(method, cfg, device, self.values["lr"])
-        self.decayed = list(self.optimizer.param_groups[0]["params"])
+        self.decayed = [p for group in self.optimizer.param_groups if group["decay"] for p in group["params"]]
         self.trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
         forward = model if model is not None else method
         self.forward: Callable[..., torch.Tensor] = forward
@@ -80,9 +80,10 @@ class TrainStep:
                 **self.spec.step_schedule(self.cfg, k, self.total)}
 
     def bind(self) -> None:
-        """Point the optimiser's groups at the device learning rate again (after ``load_state_dict``)."""
+        """After ``load_state_dict``: the groups read the device learning rate again, and Adam's own weight decay is
+        0 (a checkpoint from before the step applied the decay itself holds that step's decay there)."""
         for group in self.optimizer.param_groups:
-            group["lr"] = self.values["lr"]
+            group["lr"], group["weight_decay"] = self.values["lr"], 0.0
 
     def __call__(self, images: torch.Tensor, masks: Any, k: int) -> tuple[torch.Tensor, dict[str, float]]:
         values = self.schedule(k)
