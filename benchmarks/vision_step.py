@@ -18,6 +18,11 @@ Warm-up: ``--warmup`` steps, then one untimed step for each (context, target) le
 met yet, on both sides, so no first-time cost of a shape (oneDNN primitive creation on a CPU, cuDNN plans on a GPU)
 falls into the timed steps; the header prints how many such shapes there were.
 
+jepalab's side is :class:`jepalab.vision.step.TrainStep`, the step ``pretrain`` runs; ``--compile`` /
+``--compile-mode`` / ``--attention`` set its ``train.compile`` / ``train.compile_mode`` / ``train.attention`` (compile
+time falls into the warm-up, printed apart). On CUDA it also counts host synchronisations inside the step
+(``torch.cuda.set_sync_debug_mode``) and prints the largest count per step.
+
 FLOPs are jepalab's count (``jepalab.vision.flops.step_flops``, forward + backward, mean over the timed steps'
 masks) for both rows: the useful work of the step. MFU = FLOPs / median step time / peak, the peak being measured
 in the same run (``--peak-tflops`` overrides it): a fresh process with the benchmark's thread count times square
@@ -112,9 +117,11 @@ def _masks(cfg: Any, batch: int, steps: int, device: torch.device) -> list[Any]:
             for k in range(steps)]
 
 
-def ours_step(cfg: Any, images: torch.Tensor, masks: list[Any], device: torch.device) -> Callable[[int], float]:
+def ours_step(cfg: Any, images: torch.Tensor, masks: list[Any], device: torch.device,
+              syncs: list[int]) -> Callable[[int], float]:
     """jepalab's training step exactly as ``pretrain`` runs it (:class:`~jepalab.vision.step.TrainStep`: schedules,
-    forward, backward, decay, AdamW, EMA; compiled with ``train.compile``) over a 10,000-step schedule."""
+    forward, backward, decay, AdamW, EMA; compiled with ``train.compile``) over a 10,000-step schedule. On CUDA each
+    step appends to ``syncs`` how many host synchronisations happened inside it."""
     from jepalab.vision.attention import use_attention
     from jepalab.vision.build import build_method
     from jepalab.vision.methods import method_spec
@@ -142,8 +149,6 @@ def ours_step(cfg: Any, images: torch.Tensor, masks: list[Any], device: torch.de
         syncs.append(sum("synchroniz" in str(w.message) for w in caught))
         return float(loss)
 
-    syncs: list[int] = []
-    step.syncs = syncs  # type: ignore[attr-defined]
     return step
 
 
@@ -336,8 +341,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                          generator=torch.Generator().manual_seed(0)).to(device)
     masks = _masks(cfg, bench.batch, steps, device)
     baseline = rss_bytes()
+    syncs: list[int] = []
     if args.impl == "ours":
-        step = ours_step(cfg, images, masks, device)
+        step = ours_step(cfg, images, masks, device, syncs)
     elif method == "ijepa":
         step = official_ijepa_step(args.official_root, bench, images, masks, bf16, device)
     else:
@@ -366,7 +372,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     return {"impl": args.impl, "method": method, "ms": [1000 * t for t in times], "warm_steps": len(warm),
             "shapes": len({shape_key(m) for m in timed}), "cpu_ms": [1000 * t for t in cpu_times], "peak_bytes": peak,
             "flops": flops, "loss_first": losses[0], "loss_last": losses[-1], "threads": torch.get_num_threads(),
-            "warmup_s": warm_s, "syncs": getattr(step, "syncs", [])[len(warm):]}
+            "warmup_s": warm_s, "syncs": syncs[len(warm):]}
 
 
 def run_child(args: argparse.Namespace, impl: str, method: str | None, root: str | None) -> dict[str, Any] | str:
