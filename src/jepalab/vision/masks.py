@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
 
@@ -53,6 +53,9 @@ class Masks(Protocol):
     def membership(self, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(context, target) bool (B, num_tokens): the tokens the model sees and the tokens it predicts."""
 
+    varying_dims: ClassVar[dict[str, tuple[int, ...]]]
+    """Field name → dimensions whose size changes from batch to batch (compiled steps treat them as symbolic)."""
+
 
 @dataclass(frozen=True)
 class MultiBlockMasks:
@@ -66,6 +69,7 @@ class MultiBlockMasks:
     targets: torch.Tensor
     available: torch.Tensor
     relaxed: torch.Tensor
+    varying_dims: ClassVar[dict[str, tuple[int, ...]]] = {"context": (1,), "targets": (2,)}  # Kc, Kt per batch
 
     def to(self, device: torch.device) -> MultiBlockMasks:
         from jepalab.data.dataset import to_device
@@ -89,6 +93,7 @@ class RandomMasks:
     keep: torch.Tensor
     masked: torch.Tensor
     restore: torch.Tensor
+    varying_dims: ClassVar[dict[str, tuple[int, ...]]] = {}  # a fixed ratio: every batch has the same shapes
 
     def to(self, device: torch.device) -> RandomMasks:
         from jepalab.data.dataset import to_device

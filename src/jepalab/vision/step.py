@@ -8,7 +8,8 @@ AdamW's (Loshchilov & Hutter 2019) applied by the step, θ ← θ·(1 − η_t·
 ``torch.optim.AdamW`` uses, on matrices and tokens only (the official ``WD_exclude`` / ``add_weight_decay`` rule).
 
 ``compile=True`` (``train.compile``) compiles the forward (+ backward, through AOTAutograd) with
-``torch.compile(mode=train.compile_mode)`` — a new mask shape recompiles once, then shapes are dynamic — and the
+``torch.compile(mode=train.compile_mode)`` — the masks' ``varying_dims`` (I-JEPA's context and target lengths) are
+symbolic from the first compile, so one graph serves every batch — and the
 update (clip, decay, Adam, EMA) with the default mode, where the Adam and EMA loops become a few fused kernels.
 """
 
@@ -90,6 +91,9 @@ class TrainStep:
         for name, value in values.items():
             self.values[name].fill_(value)
         if self.compiled:
+            for name, dims in getattr(masks, "varying_dims", {}).items():
+                for dim in dims:  # symbolic from the first compile: one graph for every mask length
+                    torch._dynamo.maybe_mark_dynamic(getattr(masks, name), dim)
             torch.compiler.cudagraph_mark_step_begin()  # under CUDA graphs: last step's outputs may be overwritten
         with self.autocast:
             loss = self.forward(images, masks)
