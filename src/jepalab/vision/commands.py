@@ -29,13 +29,27 @@ def _pretrain(args: argparse.Namespace) -> int:
     if args.resume is not None:
         cfg = load_config(PretrainConfig, config, overrides) if config else load_run_config(args.resume, overrides)
         pretrain(cfg, args.resume, resume=True, stop_after=args.stop_after)
-        return 0
+        return _leave_distributed()
     if config is None:
         raise ValueError("give a config file (see configs/*.yaml), e.g. jepalab pretrain configs/fmnist-ijepa-cpu.yaml")
     cfg = load_config(PretrainConfig, config, overrides)
     run = pretrain(cfg, args.out, stop_after=args.stop_after, dry_run=args.dry_run)
     if args.dry_run:
         print(f"dry run: config valid; wrote {run}/config.yaml and run.json")
+    return _leave_distributed()
+
+
+def _leave_distributed() -> int:
+    """0; a torchrun worker whose run finished (files written, process group destroyed) exits here at once: on
+    CPUs a gloo worker was seen to abort in interpreter teardown ("terminate called without an active exception",
+    about one launch in 24), turning a finished run into a failed launch."""
+    import os
+    import sys
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

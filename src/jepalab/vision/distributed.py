@@ -52,9 +52,13 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return info
 
 
-def shutdown(info: DistInfo) -> None:
-    """Destroy the process group this module started."""
+def shutdown(info: DistInfo, wait: bool = True) -> None:
+    """Destroy the process group this module started; with ``wait`` (a run that ended normally) after a barrier,
+    so every rank reaches the collective teardown together (rank 0 writes plots and summaries after the last
+    collective). A rank that raised does not wait: the others may never arrive."""
     if info.world > 1 and dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -80,13 +80,16 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = 
     """
     info = init_distributed(cfg.train.device)
     threads = torch.get_num_threads()
+    finished = False
     try:
         with use_attention(cfg.train.attention):
-            return _pretrain(cfg, out, resume, stop_after, dry_run, info)
+            run = _pretrain(cfg, out, resume, stop_after, dry_run, info)
+        finished = True
+        return run
     finally:
         torch.set_num_threads(threads)
         torch.set_flush_denormal(False)  # the process-wide default again: callers' float64 maths needs subnormals
-        shutdown(info)
+        shutdown(info, wait=finished)
 
 
 def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_after: int | None, dry_run: bool,
