@@ -7,10 +7,10 @@ no host synchronisation, so its update compiles once and can be captured in a CU
 AdamW's (Loshchilov & Hutter 2019) applied by the step, θ ← θ·(1 − η_t·λ_t) before the Adam update, the order
 ``torch.optim.AdamW`` uses, on matrices and tokens only (the official ``WD_exclude`` / ``add_weight_decay`` rule).
 
-``compile=True`` (``train.compile``) compiles the forward (+ backward, through AOTAutograd) with
-``torch.compile(mode=train.compile_mode)`` — the masks' ``varying_dims`` (I-JEPA's context and target lengths) are
-symbolic from the first compile, so one graph serves every batch — and the
-update (clip, decay, Adam, EMA) with the default mode, where the Adam and EMA loops become a few fused kernels.
+``train.compile`` compiles the forward (+ backward, through AOTAutograd) with ``torch.compile(mode=
+train.compile_mode)`` and the update (clip, decay, Adam, EMA) with the default mode, where the Adam and EMA loops
+become a few fused kernels. The masks' ``varying_dims`` (I-JEPA's context and target lengths) are symbolic from the
+first compile, so one graph serves every batch.
 """
 
 from __future__ import annotations
