@@ -4,7 +4,7 @@
 * ``matmul``: two batched matmuls around a softmax (the official I-JEPA ``Attention``).
 * ``sdpa``: ``F.scaled_dot_product_attention`` with torch's own backend order.
 * ``flash`` / ``efficient`` / ``cudnn`` / ``math``: SDPA restricted to that backend (an error where it cannot run).
-* ``auto``: on a CPU, ``matmul`` for bf16/fp16 tensors (torch's fused CPU kernel is 3–4× slower there, measured in
+* ``auto``: on a CPU, ``matmul`` for bf16/fp16 tensors (torch's fused CPU kernel was 25 ms against 4.5 ms there,
   docs/speed.md) and ``sdpa`` for fp32; on a GPU, SDPA restricted to flash → memory-efficient → math, i.e. never
   cuDNN attention, which builds an execution plan per new (batch, length) shape — and I-JEPA's context and target
   lengths change every batch (up to 67 shapes per 400 batches on a 14×14 grid).
