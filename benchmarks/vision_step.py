@@ -125,15 +125,14 @@ def ours_step(cfg: Any, images: torch.Tensor, masks: list[Any], device: torch.de
     from jepalab.vision.attention import use_attention
     from jepalab.vision.build import build_method
     from jepalab.vision.methods import method_spec
-    from jepalab.vision.precision import resolve_precision
+    from jepalab.vision.precision import autocast_for
     from jepalab.vision.step import TrainStep
 
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # as pretrain() does
     method = build_method(cfg, images.shape[1]).to(device).train()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
-                              enabled=resolve_precision(cfg.train.precision, device) is torch.bfloat16)
-    train_step = TrainStep(method, cfg, method_spec(cfg.method), device, 10_000, 100, autocast=autocast)
+    train_step = TrainStep(method, cfg, method_spec(cfg.method), device, 10_000, 100,
+                           autocast=autocast_for(cfg.train.precision, device))
 
     def step(k: int) -> float:
         if device.type != "cuda":

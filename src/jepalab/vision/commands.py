@@ -46,7 +46,9 @@ def _leave_distributed() -> int:
     import os
     import sys
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    from jepalab.vision.distributed import launched_world_size
+
+    if launched_world_size() > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -12,11 +12,14 @@ from typing import Any
 
 from jepalab.config import param, sections
 from jepalab.data.config import DataConfig
+from jepalab.vision.attention import ATTENTION_CHOICES
 from jepalab.vision.masks import MultiBlockMasker
 from jepalab.vision.methods.registry import OPTIMISER_FIELDS, method_sections, method_spec
 from jepalab.vision.vit import VIT_SIZES, ViTSize
 
-__all__ = ["ModelConfig", "OptimConfig", "PretrainConfig", "TrainConfig"]
+__all__ = ["COMPILE_MODES", "ModelConfig", "OptimConfig", "PretrainConfig", "TrainConfig"]
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 # Fields that may change when a run is resumed: they do not change the maths (kernels may round differently).
 RUNTIME_FIELDS = ("train.threads", "train.progress", "train.device", "train.compile", "train.compile_mode",
@@ -72,10 +75,9 @@ class TrainConfig:
                            "CPUs with bf16 matrix units (AVX512-BF16, AMX), fp32 elsewhere")
     compile: bool = param(False, help="torch.compile the step: forward + backward, and the update (clip, decay, "
                           "Adam, EMA); eager is faster on small CPUs (docs/speed.md)")
-    compile_mode: str = param("default", choices=("default", "reduce-overhead", "max-autotune",
-                                                  "max-autotune-no-cudagraphs"),
+    compile_mode: str = param("default", choices=COMPILE_MODES,
                               help="torch.compile mode of the forward (reduce-overhead: CUDA graphs)")
-    attention: str = param("auto", choices=("auto", "matmul", "sdpa", "flash", "efficient", "cudnn", "math"),
+    attention: str = param("auto", choices=ATTENTION_CHOICES,
                            help="attention kernel: auto (docs/speed.md), matmul (q kᵀ → softmax → v), sdpa "
                                 "(torch's choice) or one SDPA backend")
     threads: int | None = param(None, ge=1, help="CPU threads per process (default: torch's)")

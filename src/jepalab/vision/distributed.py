@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_reduce_mean", "broadcast_object", "init_distributed", "resolve_device", "shutdown"]
+__all__ = ["DistInfo", "all_reduce_mean", "broadcast_object", "init_distributed", "launched_world_size",
+           "resolve_device", "shutdown"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,14 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def launched_world_size() -> int:
+    """torchrun's WORLD_SIZE (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_distributed(device: str = "auto") -> DistInfo:
     """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK; start a process group only when WORLD_SIZE > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     info = DistInfo(rank, world, local_rank, resolve_device(device, local_rank))

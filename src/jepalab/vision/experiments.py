@@ -33,7 +33,7 @@ from typing import Any
 from jepalab.config import config_to_dict, from_dict, load_config, merge_dicts, param
 from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure, write_csv, write_json
-from jepalab.vision.config import PretrainConfig
+from jepalab.vision.config import COMPILE_MODES, PretrainConfig
 from jepalab.vision.distributed import resolve_device
 from jepalab.vision.evaluation import EvalSettings, evaluate_run
 from jepalab.vision.methods import method_spec
@@ -83,8 +83,7 @@ class ExperimentSettings:
     jobs: int = param(1, ge=1, help="runs at once on the device, each in its own process and folder (on a CPU "
                                     "the cores are split between them)")
     compile: bool = param(False, help="train.compile of every run (a GPU option; docs/speed.md)")
-    compile_mode: str = param("default", choices=("default", "reduce-overhead", "max-autotune",
-                                                  "max-autotune-no-cudagraphs"), help="train.compile_mode")
+    compile_mode: str = param("default", choices=COMPILE_MODES, help="train.compile_mode")
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(train_images=5000, test_images=1000,
                                                                    probe="ridge", readouts=()))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_bf16_units", "describe_precision", "resolve_precision"]
+__all__ = ["autocast_for", "cpu_bf16_units", "describe_precision", "resolve_precision"]
 
 
 @functools.cache
@@ -52,6 +52,12 @@ def resolve_precision(setting: str, device: torch.device | str) -> torch.dtype |
     if device.type == "cuda" or (device.type == "cpu" and cpu_bf16_units() is not None):
         return torch.bfloat16
     return None
+
+
+def autocast_for(setting: str, device: torch.device | str) -> torch.autocast:
+    """The autocast context of ``train.precision`` = ``setting`` on ``device`` (disabled where it resolves to fp32)."""
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision(setting, device) is not None)
 
 
 def describe_precision(setting: str, device: torch.device | str) -> str:

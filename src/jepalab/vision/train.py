@@ -36,7 +36,7 @@ from jepalab.vision.features import collapse_report
 from jepalab.vision.flops import step_flops
 from jepalab.vision.methods import MethodSpec, method_spec
 from jepalab.vision.plots import plot_run
-from jepalab.vision.precision import describe_precision, resolve_precision
+from jepalab.vision.precision import autocast_for, describe_precision, resolve_precision
 from jepalab.vision.runs import CHECKPOINT, collapse_summary, prepare_run_dir, truncate_metrics
 from jepalab.vision.step import TrainStep
 from jepalab.vision.views import ViewSampler, mask_summary
@@ -127,8 +127,7 @@ def _configure_process(cfg: PretrainConfig, device: torch.device) -> contextlib.
         torch.set_num_threads(cfg.train.threads)
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # subnormal Adam moments otherwise slow CPU steps down up to 10×
-    dtype = resolve_precision(cfg.train.precision, device)  # auto: bf16 on a GPU or a CPU with bf16 units
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype is torch.bfloat16)
+    return autocast_for(cfg.train.precision, device)  # auto: bf16 on a GPU or a CPU with bf16 units
 
 
 def _diagnostics_batch(s: _Session) -> torch.Tensor:
