@@ -1,5 +1,6 @@
 """Pretraining config: presets, overrides, validation errors naming the field, recipe defaults."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,11 @@ def test_inconsistent_settings_are_refused(overrides: list[str], words: str) -> 
 
 def test_method_recipes_fill_empty_optimiser_fields() -> None:
     """Empty optimiser fields take the official I-JEPA / MAE recipe; explicit values win."""
-    ijepa = load_config(PretrainConfig, None, ["method=ijepa", "data.image_size=28", "model.patch_size=4"])
+    ijepa = load_config(PretrainConfig, None, ["method=ijepa", "data.image_size=28", "model.patch_size=4",
+                                               "optim.global_batch=2048"])
     assert (ijepa.optim.lr, ijepa.optim.weight_decay, ijepa.optim.final_weight_decay) == (1e-3, 0.04, 0.4)
+    small = load_config(PretrainConfig, None, ["method=ijepa", "model.patch_size=4", "optim.global_batch=128"])
+    assert (small.optim.lr, small.optim.start_lr) == pytest.approx((2.5e-4, 5e-5))  # √(128 / 2048) = 1/4
     mae = load_config(PretrainConfig, None, ["method=mae", "data.image_size=28", "model.patch_size=4",
                                              "optim.global_batch=512", "optim.weight_decay=0.1"])
     assert mae.optim.lr == pytest.approx(3e-4) and mae.optim.betas == (0.9, 0.95) and mae.optim.weight_decay == 0.1
@@ -80,3 +84,36 @@ def test_schedule_arithmetic_scales_with_the_run() -> None:
     total, a, b = 1000, 0.99, 0.999
     assert ema_mass(ijepa, total) == pytest.approx(total * (1 - a) - (b - a) * (total - 1) / 2)
     assert ema_mass(load(["ijepa.ema=[1.0,1.0]"]), total) == 0.0
+
+
+def test_ema_auto_keeps_the_target_lag_a_fixed_share_of_the_run() -> None:
+    """``ijepa.ema: auto``: the official 0.996 → 1 where its target lags by ≤ 20 % of the run; a lower start (floor
+    0.9) for shorter runs; the lag and the init share are exact sums over the run's momenta."""
+    from jepalab.vision.methods.ijepa import (
+        EMA_AUTO_FLOOR,
+        EMA_AUTO_LAG_SHARE,
+        IJEPAMethod,
+        auto_ema,
+        ema_lag,
+        resolve_ema,
+    )
+
+    assert ema_lag(0.9, 0.9, 2000) == pytest.approx(1 / (1 - 0.9))  # constant m: mean age 1/(1 − m) steps
+    assert ema_lag(1.0, 1.0, 100) == 0.0  # a target that never moves
+    assert auto_ema(400_000) == (0.996, 1.0) and ema_lag(0.996, 1.0, 400_000) < 0.05 * 400_000
+    for total in (460, 1872, 5000):
+        start, end = auto_ema(total)
+        assert EMA_AUTO_FLOOR < start < 0.996 and end == 1.0
+        assert ema_lag(start, end, total) == pytest.approx(EMA_AUTO_LAG_SHARE * total, rel=1e-3)
+        assert ema_lag(0.996, 1.0, total) > EMA_AUTO_LAG_SHARE * total  # the official schedule lags more
+    assert auto_ema(50) == (EMA_AUTO_FLOOR, 1.0)  # too short even at the floor
+    cfg = load_config(PretrainConfig, None, ["model.patch_size=4"])
+    assert cfg.ijepa.ema == "auto" and resolve_ema(cfg, 1872) == auto_ema(1872)
+    facts = IJEPAMethod().schedule_facts(cfg, 1872)
+    assert facts["ema"] == list(auto_ema(1872)) and facts["target_lag_share"] == pytest.approx(0.2, rel=1e-3)
+    assert facts["target_init_share"] == pytest.approx(math.prod(auto_ema(1872)[0] + (1 - auto_ema(1872)[0]) * s / 1872
+                                                                 for s in range(1872)))
+    fixed = load_config(PretrainConfig, None, ["model.patch_size=4", "ijepa.ema=[0.99,1.0]"])
+    assert resolve_ema(fixed, 1872) == (0.99, 1.0)
+    with pytest.raises(ConfigError, match=r"ijepa\.ema"):
+        load_config(PretrainConfig, None, ["ijepa.ema=fast"])

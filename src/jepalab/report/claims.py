@@ -81,13 +81,15 @@ class PartOutput:
 
 @dataclass(frozen=True)
 class PartContext:
-    """What a part gets: its own output folder, the mode, runs to reuse, and the seed."""
+    """What a part gets: its own output folder, the mode, runs to reuse, the seed, and the folder of committed
+    experiment results (``results/``; None: none)."""
 
     out_dir: Path
     report_dir: Path
     mode: str
     reuse: tuple[Path, ...]
     seed: int
+    results: Path | None = None
 
     def relative(self, path: Path | str) -> str:
         """``path`` relative to the report folder, for links in the report."""
@@ -105,7 +107,8 @@ class Part:
     estimate_s: dict[str, float]
     modes: tuple[str, ...] = ("quick", "full")
     uses_reuse: bool = False
-    shown: Callable[[tuple[Path, ...]], bool] | None = None  # None: always shown; else only when true for --reuse
+    shown: Callable[[tuple[Path, ...], Path | None], bool] | None = None  # None: always; else when true for
+    # (--reuse folders, results folder)
 
     def runs_in(self, mode: str, reuse: tuple[Path, ...]) -> bool:
         """Whether the part runs: in its modes, or in any mode when it can evaluate runs passed with --reuse."""

@@ -83,7 +83,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     from jepalab.report.reproduce import reproduce
 
     out = output_dir(args.out, "reproduce")
-    report = reproduce(out, mode=args.mode, reuse=args.reuse, resume=args.resume, seed=args.seed, only=args.parts)
+    report = reproduce(out, mode=args.mode, reuse=args.reuse, resume=args.resume, seed=args.seed, only=args.parts,
+                       results=args.results)
     width = max(len(c["key"]) for c in report["claims"])
     for claim in report["claims"]:
         print(f"{claim['key']:<{width}}  {claim['verdict']:<15}  {claim['statement']}")
@@ -96,6 +97,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     args.mode, args.reuse, args.resume, args.seed, args.parts, args.strict = "quick", [], False, 0, None, False
+    args.results = "results"
     if args.out is None:
         args.out = new_run_dir("runs", "demo")
     return _reproduce(args)
@@ -152,6 +154,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reproduce.set_defaults(mode="quick")
     reproduce.add_argument("--reuse", nargs="+", default=[], metavar="RUN",
                            help="pretraining run folders to evaluate instead of training new ones")
+    reproduce.add_argument("--results", default="results", metavar="DIR",
+                           help="committed experiment results (results/<experiment>/, verified against their "
+                                "results.csv) shown as R1–R3 and E1 (default: results)")
     reproduce.add_argument("--resume", action="store_true", help="skip the parts that already finished in --out")
     reproduce.add_argument("--strict", action="store_true", help="exit non-zero if any part failed")
     reproduce.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")

@@ -1,14 +1,14 @@
 """Optional report part for EC-IJEPA (**our reading** of Littwin, Thilak & Gopalakrishnan, arXiv 2410.10773): the
-``jepalab experiment context-size`` verdict, shown only when such a folder is passed with ``--reuse``."""
+``jepalab experiment context-size`` verdict, shown when such a folder is passed with ``--reuse`` or committed in
+``results/context-size``."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
-from jepalab.report.claims import ClaimSpec, Finding, Part, PartContext, PartOutput, verdict
-from jepalab.report.parts_images import experiment_summaries
+from jepalab.report.claims import ClaimSpec, Part, PartContext, PartOutput
+from jepalab.report.parts_images import experiment_summaries, find_experiment, finding_of
 
 EXPERIMENT = "context-size"
 EC_CLAIMS = (
@@ -22,39 +22,31 @@ EC_CLAIMS = (
 )
 
 
-def find_context_size(paths: tuple[Path, ...]) -> tuple[Path, dict[str, Any]] | None:
-    """(folder, summary) of the first context-size experiment among ``paths`` or their sub-folders, or None."""
-    return next(((folder, data) for folder, data in experiment_summaries(paths)
-                 if data.get("experiment") == EXPERIMENT), None)
+def find_context_size(reuse: tuple[Path, ...], results: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """(folder, summary) of the last context-size experiment among ``reuse`` or their sub-folders, else
+    ``results/context-size`` if it holds a summary (not yet verified), or None."""
+    reused = [(f, s) for f, s in experiment_summaries(reuse) if s.get("experiment") == EXPERIMENT]
+    if reused:
+        return reused[-1]
+    folder = results / EXPERIMENT if results is not None else None
+    return (folder, {}) if folder is not None and (folder / "summary.json").is_file() else None
 
 
 def run_ecijepa(ctx: PartContext) -> PartOutput:
-    """Finding E1 from the reused context-size folder (copied into the report)."""
-    found = find_context_size(ctx.reuse)
+    """Finding E1 from the context-size folder (reused, or results/ verified against its results.csv)."""
+    found = find_experiment(EXPERIMENT, ctx)
     if found is None:
-        raise FileNotFoundError(f"no `jepalab experiment {EXPERIMENT}` folder among the --reuse runs")
-    folder, summary = found
-    copy = ctx.out_dir / EXPERIMENT
-    copy.mkdir(parents=True, exist_ok=True)
-    for item in [*folder.glob("*.png"), *folder.glob("*.json"), *folder.glob("*.csv")]:
-        shutil.copy2(item, copy / item.name)
-    checks = "; ".join(f"{k}: {v}" for k, v in summary["checks"].items())
-    figure = next(iter(sorted(copy.glob("*.png"))), None)
-    output = PartOutput(config={"reused": str(folder), "mode": summary["mode"]},
-                        notes=[f"{EXPERIMENT}: reused from {folder}; EC-IJEPA encoders evaluated unconditioned",
+        raise FileNotFoundError(f"no `jepalab experiment {EXPERIMENT}` folder among --reuse or in results/")
+    output = PartOutput(config={"folder": str(found[0])},
+                        notes=["EC-IJEPA encoders evaluated unconditioned",
                                "beyond the paper (EC-IJEPA, our reading): only the paper's abstract and "
                                "introduction were recovered"])
-    output.findings.append(Finding(
-        "E1", f"{summary['mode']} mode, {summary['seeds']} seed(s): {checks}", verdict(summary["held"]),
-        reason=summary["rule"], figure=None if figure is None else ctx.relative(figure),
-        config=ctx.relative(copy / "settings.json"), numbers=summary["measured"]))
-    if figure is not None:
-        output.figures.append((ctx.relative(figure), f"{EXPERIMENT}: {summary['claim']}"))
+    output.findings.append(finding_of("E1", EXPERIMENT, *found, ctx, output))
     return output
 
 
 EC_PARTS = (
     Part("ecijepa", "Beyond the paper: EC-IJEPA (our reading) and the context-block size", EC_CLAIMS, run_ecijepa,
-         estimate_s={"quick": 1.0, "full": 1.0}, modes=(), uses_reuse=True,
-         shown=lambda reuse: find_context_size(reuse) is not None),
+         estimate_s={"quick": 1.0, "full": 1.0}, uses_reuse=True,
+         shown=lambda reuse, results: find_context_size(reuse, results) is not None),
 )

@@ -113,15 +113,18 @@ def reproduce(
     seed: int = 0,
     only: Sequence[str] | None = None,
     progress: bool = True,
+    results: str | Path | None = "results",
 ) -> dict[str, Any]:
-    """Run the parts for ``mode`` and write the report files into ``out_dir``; returns the report dict."""
+    """Run the parts for ``mode`` and write the report files into ``out_dir``; returns the report dict. ``results``:
+    the folder of committed experiment results the real-image parts read (None: none)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
     reuse_paths = tuple(Path(r) for r in reuse)
     for path in reuse_paths:
         if not path.is_dir():
             raise FileNotFoundError(f"--reuse {path}: not a run directory")
-    parts = tuple(p for p in all_parts() if p.shown is None or p.shown(reuse_paths))
+    results_dir = Path(results) if results is not None and Path(results).is_dir() else None
+    parts = tuple(p for p in all_parts() if p.shown is None or p.shown(reuse_paths, results_dir))
     if only:
         unknown = sorted(set(only) - {p.name for p in parts})
         if unknown:
@@ -144,7 +147,7 @@ def reproduce(
         bar.set_description_str(part.title[:48])
         record = _load_finished(status_path, mode, reuse_list) if resume else None
         if record is None:
-            ctx = PartContext(out_dir / "parts" / part.name, out_dir, mode, reuse_paths, seed)
+            ctx = PartContext(out_dir / "parts" / part.name, out_dir, mode, reuse_paths, seed, results_dir)
             record = _run_part(part, ctx, reuse_list)
             write_json(status_path, record.to_dict())
         records[part.name] = record
@@ -152,6 +155,7 @@ def reproduce(
     bar.close()
     rows = claim_rows(parts, records)
     env = environment() | {"device": _device(), "seed": seed, "mode": mode, "reuse": reuse_list,
+                           "results": None if results_dir is None else str(results_dir.resolve()),
                            "command": " ".join(sys.argv), "wall_time_s": time.perf_counter() - started,
                            "part_wall_time_s": {n: r.wall_time_s for n, r in records.items()}}
     report = {"title": "jepalab: How JEPA Avoids Noisy Features (Littwin et al., NeurIPS 2024), re-derived",

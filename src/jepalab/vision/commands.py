@@ -177,22 +177,40 @@ def _compare(args: argparse.Namespace) -> int:
 def _experiment(args: argparse.Namespace) -> int:
     from jepalab.config import config_to_dict, from_dict, merge_dicts, parse_overrides
     from jepalab.rundir import output_dir
-    from jepalab.vision.experiments import ExperimentSettings, run_experiment
+    from jepalab.vision.experiments import ExperimentSettings, experiment, run_experiments, write_plan
 
-    base = ExperimentSettings.full() if args.full else ExperimentSettings()
-    merged = merge_dicts(config_to_dict(base), parse_overrides(args.set))
-    settings = from_dict(ExperimentSettings, merged)
+    names = [item for item in args.items if "=" not in item]
+    if not names:
+        raise SystemExit("jepalab experiment: name at least one experiment (see --help)")
+    for name in names:
+        experiment(name)  # a clear error for an unknown name before anything runs
+    mode = "standard" if args.standard else "full" if args.full else "quick"
+    overrides = parse_overrides([item for item in args.items if "=" in item])
+    settings = from_dict(ExperimentSettings, merge_dicts(config_to_dict(ExperimentSettings.for_mode(mode)), overrides))
     if args.data_dir is not None:
         settings = dataclasses.replace(settings, data_root=args.data_dir)
     if args.jobs is not None:
         settings = dataclasses.replace(settings, jobs=args.jobs)
-    out = output_dir(args.out, f"experiment-{args.name}")
-    summary = run_experiment(args.name, out, settings)
-    print(f"claim: {summary['claim']}")
-    for name, check in summary["checks"].items():
-        print(f"  {name}: {check}")
-    print(f"verdict: {'holds' if summary['held'] else 'does not hold'} ({summary['mode']} mode, "
-          f"{summary['seeds']} seed(s)); wrote {out}/summary.json, results.csv and plots")
+    root = Path(args.out) if args.out else Path("results") if mode == "standard" else None
+    if len(names) == 1 and root is not None and mode != "standard":
+        outs = {names[0]: root}
+    else:
+        root = root or output_dir(None, "experiment-" + "-".join(names))
+        outs = {name: root / name for name in names}
+    if args.plan:
+        for name, out in outs.items():
+            print(f"wrote {write_plan(name, out, settings)}: commit it, then run the same command without --plan")
+        return 0
+    store = Path(settings.runs_dir) if settings.runs_dir else Path("runs/store") if mode == "standard" else \
+        next(iter(outs.values())) / "runs"
+    summaries = run_experiments(names, outs, settings, store, require_plan=mode in ("standard", "full"))
+    for name, summary in summaries.items():
+        print(f"{name}: {summary['claim']}")
+        for check in summary["checks"].values():
+            print(f"  {check}")
+        reason = f" ({summary['reason']})" if summary["reason"] else ""
+        print(f"  verdict: {summary['verdict']}{reason} ({summary['mode']} mode, {summary['seeds']} seed(s)); "
+              f"wrote {outs[name]}/summary.json, results.csv and figures")
     return 0
 
 
@@ -290,20 +308,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     x = subparsers.add_parser("experiment", help="real-image experiments: noisy-features, variance-subspaces, depth, "
                                                  "context-size",
                               description="Train two methods (default I-JEPA and MAE) with the same encoder and "
-                                          "budget, evaluate them, and decide the claim by the experiment's rule "
-                                          "(jepalab.vision.experiments). --quick "
-                                          "(default) fits 2 CPU cores in ≤ 20 min; --full is for a GPU (3 seeds). "
-                                          "Re-running with the same --out reuses finished runs.")
-    x.add_argument("name", help="a registered experiment (jepalab.vision.experiments.EXPERIMENTS)")
+                                          "budget, evaluate them, and decide each named experiment's claim by its "
+                                          "rule (jepalab.vision.experiments). --quick (default) fits 2 CPU cores in "
+                                          "≤ 20 min; --standard is the CPU presets' scale with 3 seeds (results/NAME, "
+                                          "runs shared through runs/store); --full is for a GPU. --standard and "
+                                          "--full need a committed plan.json (--plan writes it). Re-running reuses "
+                                          "finished runs.")
+    x.add_argument("items", nargs="+", metavar="NAME|key=value",
+                   help="experiment names, then settings, e.g. noisy-features depth seeds=[0,1,2] epochs=5 folder=DIR")
     mode = x.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="small models, few steps (default)")
+    mode.add_argument("--quick", action="store_true", help="small models, few steps, 1 seed (default)")
+    mode.add_argument("--standard", action="store_true", help="the CPU presets' scale, 3 seeds (≈ 80 min for "
+                      "noisy-features, variance-subspaces and depth with --jobs 2 on 2 cores)")
     mode.add_argument("--full", action="store_true", help="GPU scale, 3 seeds")
-    x.add_argument("--out", default=None, help="experiment folder (default runs/experiment-<name>-<time>)")
+    x.add_argument("--plan", action="store_true", help="write each experiment's plan.json (claim, rule, control, "
+                   "settings) and stop")
+    x.add_argument("--out", default=None, help="experiment folder (several names: their parent; default "
+                   "runs/experiment-<names>-<time>, results/ with --standard)")
     x.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")
     x.add_argument("--jobs", type=int, default=None, help="runs at once on the device, each in its own process "
                    "(default 1; on a CPU the cores are split between them)")
-    x.add_argument("set", nargs="*", metavar="key=value",
-                   help="settings, e.g. seeds=[0,1,2] strengths=[0,0.1] epochs=5 folder=DIR eval.probe=logistic")
     x.set_defaults(handler=_experiment)
 
     d = subparsers.add_parser("data", help="dataset tools")

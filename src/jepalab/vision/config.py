@@ -7,6 +7,7 @@ Every registered method's config sections (``mask``, ``ijepa``, ``mae``, ...) ar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,8 @@ class OptimConfig:
     warmup_fraction: float | None = param(None, ge=0, lt=1, help="warm-up as a share of the run (default 0.1 when "
                                           "warmup_epochs is empty too)")
     global_batch: int = param(128, ge=1, help="images per optimiser step over all ranks (per rank = this / ranks)")
-    lr: float | None = param(None, gt=0, help="peak lr (default: base_lr · global_batch / 256, or the recipe's)")
+    lr: float | None = param(None, gt=0, help="peak lr (default: base_lr · global_batch / 256, or the recipe's; "
+                             "I-JEPA: 1e-3 · √(global_batch / 2048), the official lr at its batch, √-scaled for Adam)")
     base_lr: float | None = param(None, gt=0, help="peak lr per 256 images, lr = base_lr · global_batch / 256 (MAE "
                                   "rule; recipe: MAE 1.5e-4, I-JEPA a fixed lr of 1e-3)")
     start_lr: float | None = param(None, ge=0, help="lr at step 0 (I-JEPA 2e-4; MAE 0)")
@@ -112,11 +114,12 @@ class PretrainConfig:
             o.lr = o.base_lr * o.global_batch / 256
         if o.lr is None and "base_lr" in recipe:
             o.lr = recipe["base_lr"] * o.global_batch / 256
+        scale = math.sqrt(o.global_batch / recipe["lr_batch"]) if "lr_batch" in recipe else 1.0
         for name in OPTIMISER_FIELDS:
             if getattr(o, name) is None:
                 if name not in recipe:
                     raise ValueError(f"method {self.method!r} has no recipe for optim.{name}; set it")
-                setattr(o, name, recipe[name])
+                setattr(o, name, recipe[name] * scale if name in ("lr", "start_lr") else recipe[name])
         if o.warmup_epochs is not None and o.warmup_fraction is not None:
             raise ValueError("set optim.warmup_epochs or optim.warmup_fraction, not both (a preset that sets one: "
                              "override the other with null)")

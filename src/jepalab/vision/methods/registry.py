@@ -42,7 +42,8 @@ class MethodSpec(ABC):
     name: ClassVar[str] = ""  # the config's ``method:`` value
     label: ClassVar[str] = ""  # how tables, plots and reports name it ("I-JEPA")
     sections: ClassVar[dict[str, type]] = {}  # config sections it reads: name → dataclass (may reuse another's)
-    optimiser_recipe: ClassVar[dict[str, Any]] = {}  # values of empty optim fields; "base_lr" scales by batch/256
+    optimiser_recipe: ClassVar[dict[str, Any]] = {}  # values of empty optim fields; "base_lr" scales by batch/256;
+    # "lr_batch": lr and start_lr are given at that batch and scale by √(batch / lr_batch)
     small_image_recipe: ClassVar[dict[str, Any]] = {}  # nested config values for 28-px Fashion-MNIST
     encoders: ClassVar[dict[str, str]] = {"encoder": "encoder"}  # read-out name → model attribute, in table order
     default_encoder: ClassVar[str] = ""  # the encoder evaluation reads by default ("": the first of ``encoders``)

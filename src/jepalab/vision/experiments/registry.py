@@ -1,0 +1,86 @@
+"""Experiment registry: name → :class:`Experiment`. Every module of ``jepalab.vision.experiments`` is imported on
+first use, so a new file that subclasses :class:`Experiment` and decorates it with :func:`register_experiment` is
+picked up without editing anything else (docs/architecture.md, "Adding an experiment").
+
+An experiment says which runs it needs (:meth:`Experiment.runs`: labels → pretraining config), states its claim, rule
+and control for learning (:meth:`Experiment.statement`, fixed before any run and written to ``plan.json``), and
+decides the claim from the rows of ``results.csv`` alone (:meth:`Experiment.decide`), so that a report can recompute
+the verdict from the committed numbers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from jepalab.vision.config import PretrainConfig
+    from jepalab.vision.experiments.settings import ExperimentSettings
+
+__all__ = ["Experiment", "available_experiments", "experiment", "register_experiment"]
+
+Labels = dict[str, Any]
+
+
+class Experiment(ABC):
+    """One real-image claim: its runs, its pre-registered statement and its rule."""
+
+    name: ClassVar[str] = ""  # ``jepalab experiment NAME``
+    claim_key: ClassVar[str] = ""  # the report's claim id (R1, ...), "" when the report has none
+    labels: ClassVar[tuple[str, ...]] = ("method", "seed")  # the columns that name a run in results.csv
+
+    @abstractmethod
+    def runs(self, settings: ExperimentSettings) -> list[tuple[Labels, PretrainConfig]]:
+        """(labels, config) of every run the claim needs; identical configs are trained once (the run store)."""
+
+    @abstractmethod
+    def statement(self, settings: ExperimentSettings) -> dict[str, str]:
+        """``claim``, ``rule`` and ``control`` (how the rule keeps "learns less" apart from the effect)."""
+
+    @abstractmethod
+    def decide(self, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
+        """``measured`` (raw and controlled numbers), ``effects`` (per-seed values of each tested effect),
+        ``checks`` (one sentence per condition) and ``held`` from the rows of results.csv."""
+
+    def plot(self, rows: list[dict[str, Any]], settings: ExperimentSettings, out: Path) -> None:
+        """Figures of the measured rows into ``out`` (default: none)."""
+        return None
+
+
+_REGISTRY: dict[str, Experiment] = {}
+_discovered = False
+
+
+def register_experiment(cls: type[Experiment]) -> type[Experiment]:
+    """Class decorator registering an instance of ``cls`` under ``cls.name`` (names are unique)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} sets no name")
+    existing = _REGISTRY.get(cls.name)
+    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
+        raise ValueError(f"experiment {cls.name!r} is already registered by {type(existing).__module__}")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def available_experiments() -> dict[str, Experiment]:
+    """All registered experiments by name (imports every module of the package once)."""
+    global _discovered
+    if not _discovered:
+        _discovered = True
+        import jepalab.vision.experiments as package
+
+        for module in pkgutil.iter_modules(package.__path__):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{package.__name__}.{module.name}")
+    return dict(_REGISTRY)
+
+
+def experiment(name: str) -> Experiment:
+    """The experiment registered under ``name``; ``ValueError`` listing the registered names otherwise."""
+    known = available_experiments()
+    if name not in known:
+        raise ValueError(f"experiment must be one of {list(known)}; got {name!r}")
+    return known[name]

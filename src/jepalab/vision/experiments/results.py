@@ -1,0 +1,180 @@
+"""An experiment's results folder: ``plan.json`` (claim, rule, control, settings and verdict criteria, written and
+committed before any run), then ``results.csv`` (one row per run and evaluated checkpoint), ``summary.json`` (the
+verdict computed from results.csv by the experiment's rule), ``curves.csv`` (training losses), ``provenance.json``
+(device, torch, precision, git revision of the code that trained, command lines, wall time, images/s) and PNG
+figures. :func:`verify` recomputes summary.json from results.csv and plan.json and names the file that disagrees.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from jepalab.config import config_to_dict, from_dict
+from jepalab.rundir import to_jsonable
+from jepalab.vision.experiments.registry import Experiment, experiment
+from jepalab.vision.experiments.rules import MIN_GAIN_POINTS, gate
+from jepalab.vision.experiments.settings import ExperimentSettings
+from jepalab.vision.experiments.store import run_folder
+
+__all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "plan", "read_rows", "summarise",
+           "verify"]
+
+RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode")
+"""Settings that say where and how fast runs train, not what they are: ignored when a plan is compared."""
+
+
+class ResultsMismatch(ValueError):
+    """A results folder whose files disagree: the message names the file."""
+
+
+def plan(exp: Experiment, settings: ExperimentSettings) -> dict[str, Any]:
+    """The pre-registration of ``exp`` at ``settings``: claim, rule, control, settings, runs (labels and the run
+    folder, whose name hashes the run's resolved config: a changed recipe changes the plan) and verdict criteria."""
+    runs = [{**labels, "run": run_folder(Path(), cfg).name} for labels, cfg in exp.runs(settings)]
+    return {"experiment": exp.name, "claim_key": exp.claim_key, "mode": settings.mode, **exp.statement(settings),
+            "settings": config_to_dict(settings), "seeds": list(settings.seeds), "runs": runs,
+            "verdicts": {
+                "holds": "every encoder gained ≥ the minimum probe gain and the rule's conditions pass",
+                "does not hold": "every encoder gained ≥ the minimum probe gain and a condition of the rule fails",
+                "not tested here": "an encoder gained less than the minimum probe gain over its random init (the "
+                                   "claim is then not decided), or the runs are missing"},
+            "min_probe_gain_points": MIN_GAIN_POINTS}
+
+
+def _comparable(data: dict[str, Any]) -> dict[str, Any]:
+    data = json.loads(json.dumps(to_jsonable(data)))
+    for key in RUNTIME_SETTINGS:
+        data["settings"].pop(key, None)
+    return data
+
+
+def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def check_plan(out: Path, expected: dict[str, Any]) -> None:
+    """Raise unless ``out/plan.json`` holds ``expected`` (runtime settings aside) and, inside a git work tree, is
+    committed unchanged: a claim and its rule are fixed before the data."""
+    path = out / "plan.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: write it with `jepalab experiment {expected['experiment']} "
+                                f"--{expected['mode']} --plan`, commit it, then run")
+    if _comparable(json.loads(path.read_text())) != _comparable(expected):
+        raise ResultsMismatch(f"{path} differs from the plan of these settings: the claim, rule or settings changed "
+                              "after pre-registration (write a new plan in a new folder)")
+    inside = _git(out, "rev-parse", "--is-inside-work-tree")
+    if inside is None or inside.returncode != 0:
+        return
+    tracked = _git(out, "ls-files", "--error-unmatch", "plan.json")
+    changed = _git(out, "diff", "--quiet", "HEAD", "--", "plan.json")
+    if tracked is None or tracked.returncode != 0 or changed is None or changed.returncode != 0:
+        raise ResultsMismatch(f"{path} is not committed as it is: commit the plan before running")
+
+
+def checkpoint_rows(labels: dict[str, Any], run: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per evaluated checkpoint of ``run``'s eval.json: labels, the read-outs, the random-init and pixel
+    baselines, and what training added: ``probe_gain`` (points), ``distractor_uptake`` and ``cca_shift``."""
+    random, pixels = result["baselines"]["random"], result["baselines"]["pixels"]
+    rows = []
+    for point in result["checkpoints"]:
+        row = {**labels, "run": run.name, **{k: v for k, v in point.items() if k not in ("probe_protocol",
+                                                                                         "checkpoint")}}
+        row.update({f"random_{k}": random.get(k) for k in ("probe", "knn20", "rankme", "cca_delta", "distractor_r2")})
+        row["pixels_probe"] = pixels.get("probe")
+        row["probe_gain"] = 100 * (point["probe"] - random["probe"])
+        row["cca_shift"] = point["cca_delta"] - random["cca_delta"] if "cca_delta" in point else None
+        if point.get("distractor_r2") is not None and random.get("distractor_r2") is not None:
+            row["distractor_uptake"] = point["distractor_r2"] - random["distractor_r2"]
+        rows.append(row)
+    return rows
+
+
+def summarise(exp: Experiment, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
+    """summary.json of ``exp`` from its results rows: the rule's numbers and checks, the learning gate, the verdict."""
+    decided = exp.decide(rows, settings)
+    gains, short = gate(rows, sorted({r["method"] for r in rows}))
+    verdict = "not tested here" if short else "holds" if decided["held"] else "does not hold"
+    return {"experiment": exp.name, "claim_key": exp.claim_key, "mode": settings.mode, **exp.statement(settings),
+            **decided, "min_probe_gain": gains, "verdict": verdict, "reason": short,
+            "seeds": len(settings.seeds)}
+
+
+def _value(text: str) -> Any:
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """results.csv with its values typed back (int, float, bool, None, str)."""
+    with path.open(newline="") as handle:
+        return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _difference(a: Any, b: Any, where: str = "") -> str | None:
+    """The first key path where ``a`` and ``b`` differ (floats to 1e-9 relative), or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return where
+        return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := _difference(x, y, f"{where}[{i}]"))), None)
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    if numbers and (isinstance(a, float) or isinstance(b, float)):
+        return None if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else where
+    return None if a == b else where
+
+
+def verify(folder: Path) -> dict[str, Any]:
+    """Recompute ``folder``'s verdict from results.csv with the rule of the experiment named in plan.json; raise
+    :class:`ResultsMismatch` naming the file when summary.json disagrees, or plan.json with the summary."""
+    folder = Path(folder)
+    for name in ("plan.json", "summary.json", "results.csv"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} is missing")
+    planned = json.loads((folder / "plan.json").read_text())
+    exp = experiment(planned["experiment"])
+    settings = from_dict(ExperimentSettings, planned["settings"])
+    try:
+        recomputed = json.loads(json.dumps(to_jsonable(summarise(exp, read_rows(folder / "results.csv"), settings))))
+    except (KeyError, ValueError, TypeError) as error:
+        raise ResultsMismatch(f"{folder / 'results.csv'} cannot be read by the {exp.name} rule: {error}") from error
+    committed = json.loads((folder / "summary.json").read_text())
+    if committed.get("results_sha256") != file_sha256(folder / "results.csv"):
+        raise ResultsMismatch(f"{folder / 'results.csv'} changed after {folder / 'summary.json'} was written from it "
+                              "(its SHA-256 differs from results_sha256)")
+    for key in ("claim", "rule", "control"):
+        if committed.get(key) != planned.get(key):
+            raise ResultsMismatch(f"{folder / 'summary.json'}: its {key} differs from {folder / 'plan.json'}")
+    committed = {k: v for k, v in committed.items() if k in recomputed}
+    where = _difference(to_jsonable(committed), recomputed)
+    if where is not None:
+        raise ResultsMismatch(f"{folder / 'summary.json'} disagrees with the verdict recomputed from "
+                              f"{folder / 'results.csv'} at '{where}'")
+    return json.loads((folder / "summary.json").read_text())

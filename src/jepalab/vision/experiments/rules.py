@@ -1,0 +1,100 @@
+"""What every experiment's rule shares: the seed-spread test, the learning gate and the control for learning.
+
+* **Shared test** (:func:`passes`): an effect holds when it is positive and, with ≥ 3 seeds, larger than the standard
+  deviation over seeds of its per-seed values. Fewer seeds: "indicative only".
+* **Learning gate** (:func:`gate`): a claim is decided only when every encoder it compares gained at least
+  :data:`MIN_GAIN_POINTS` label-probe points over the random-init encoder of the same architecture (the smallest gain
+  over seeds and runs); otherwise it is "not tested here" with that reason.
+* **Control for learning** (:func:`at_gain`): an encoder that learns nothing takes up no distractor and moves no
+  subspace read-out, so raw numbers favour whichever method learned less. Each rule therefore compares the methods
+  at **matched clean-probe gain**: along each run's evaluated checkpoints (the random-init encoder as the origin,
+  gain 0 and effect 0), the read-out is interpolated at the gain both methods reached, g* = the smaller final gain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["MIN_GAIN_POINTS", "at_gain", "curve", "gate", "last_rows", "matched", "mean", "passes", "spread"]
+
+MIN_GAIN_POINTS = 5.0
+"""Label-probe points over the random-init encoder every compared encoder must gain before a claim is decided."""
+
+
+def mean(values: Sequence[float]) -> float:
+    """Arithmetic mean (NaN when any value is NaN)."""
+    return math.fsum(values) / len(values)
+
+
+def spread(values: Sequence[float]) -> float:
+    """Sample standard deviation (NaN for fewer than two values or when any value is NaN)."""
+    if len(values) < 2:
+        return float("nan")
+    centre = mean(values)
+    return math.sqrt(math.fsum((v - centre) ** 2 for v in values) / (len(values) - 1))
+
+
+def passes(values: Sequence[float], name: str) -> tuple[bool, str]:
+    """The shared test on per-seed effects: mean > 0, and with ≥ 3 seeds mean > their standard deviation."""
+    effect, sd, n = mean(values), spread(values), len(values)
+    if math.isnan(effect):
+        return False, f"{name}: undefined (a method gained no probe accuracy to match at)"
+    if n >= 3:
+        held = effect > sd
+        return held, f"{name}: effect {effect:+.4f} {'>' if held else '<='} its spread over {n} seeds ({sd:.4f})"
+    held = effect > 0
+    return held, f"{name}: effect {effect:+.4f} {'>' if held else '<='} 0 ({n} seed(s): no spread, indicative only)"
+
+
+def last_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last evaluated checkpoint of every run (rows of results.csv, one per run and checkpoint)."""
+    last: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["run"] not in last or row["step"] > last[row["run"]]["step"]:
+            last[row["run"]] = row
+    return list(last.values())
+
+
+def curve(rows: Iterable[dict[str, Any]], **labels: Any) -> list[dict[str, Any]]:
+    """The checkpoints (by step) of the one run whose labels match; ``ValueError`` when none or several do."""
+    picked = [r for r in rows if all(r[k] == v for k, v in labels.items())]
+    runs = {r["run"] for r in picked}
+    if len(runs) != 1:
+        raise ValueError(f"expected one run labelled {labels}; found {len(runs)}")
+    return sorted(picked, key=lambda r: r["step"])
+
+
+def at_gain(points: Sequence[dict[str, Any]], key: str, gain: float) -> float:
+    """``key`` interpolated linearly in probe gain at ``gain`` points along a run's checkpoints, from the origin
+    (gain 0, value 0: the random-init encoder) to the first checkpoint whose gain reaches it; NaN when ``gain`` ≤ 0 or
+    the run never reaches it."""
+    if not gain > 0:
+        return float("nan")
+    previous_gain, previous_value = 0.0, 0.0
+    for point in points:
+        g, v = float(point["probe_gain"]), float(point[key])
+        if g >= gain:
+            share = (gain - previous_gain) / (g - previous_gain) if g > previous_gain else 1.0
+            return previous_value + share * (v - previous_value)
+        previous_gain, previous_value = max(previous_gain, g), v
+    return float("nan")
+
+
+def matched(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]], key: str) -> tuple[float, float, float]:
+    """(g*, ``key`` of ``first`` at g*, of ``second`` at g*), g* = the smaller of the two runs' final gains."""
+    target = min(float(first[-1]["probe_gain"]), float(second[-1]["probe_gain"]))
+    return target, at_gain(first, key, target), at_gain(second, key, target)
+
+
+def gate(rows: Iterable[dict[str, Any]], methods: Sequence[str]) -> tuple[dict[str, float], str]:
+    """(smallest final probe gain per method over its runs, in points; "" when every one reaches
+    :data:`MIN_GAIN_POINTS`, else the reason the claim is not tested)."""
+    last = last_rows(rows)
+    gains = {m: min(float(r["probe_gain"]) for r in last if r["method"] == m) for m in methods}
+    short = {m: g for m, g in gains.items() if not g >= MIN_GAIN_POINTS}
+    reason = "" if not short else ("encoders that barely learned: " + ", ".join(
+        f"{m} gained {g:+.1f} probe points over its random init" for m, g in short.items())
+        + f" (< {MIN_GAIN_POINTS:g} needed)")
+    return gains, reason

@@ -1,0 +1,125 @@
+"""``jepalab experiment NAME [NAME ...]``: plan, train (every distinct run once, in one pool across the named
+experiments), evaluate, decide and write each experiment's results folder (:mod:`.results`)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from jepalab.rundir import write_csv, write_json
+from jepalab.vision.experiments.registry import Experiment, experiment
+from jepalab.vision.experiments.results import check_plan, checkpoint_rows, file_sha256, plan, summarise
+from jepalab.vision.experiments.settings import ExperimentSettings
+from jepalab.vision.experiments.store import execute, run_folder
+
+__all__ = ["device_facts", "run_experiment", "run_experiments", "write_plan"]
+
+Say = Callable[[str], None]
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+
+
+def device_facts(device: str = "auto") -> dict[str, Any]:
+    """The machine runs trained on: GPU name, or CPU model, core count and the matrix-unit flags from /proc/cpuinfo."""
+    import os
+
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return {"kind": "cuda", "name": torch.cuda.get_device_name(0), "count": torch.cuda.device_count()}
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    return {"kind": "cpu", "name": model, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags]}
+
+
+def write_plan(name: str, out: Path, settings: ExperimentSettings) -> Path:
+    """Write ``out/plan.json`` for experiment ``name`` at ``settings`` (then commit it, then run)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return write_json(out / "plan.json", plan(experiment(name), settings))
+
+
+def _loss_curves(labelled: list[tuple[dict[str, Any], Path]]) -> list[dict[str, Any]]:
+    """Every logged training loss of every run (metrics.jsonl), labelled."""
+    rows = []
+    for labels, run in labelled:
+        for line in (run / "metrics.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            if "loss" in record and record.get("kind") != "diag":
+                rows.append({**labels, "run": run.name, "step": record["step"], "loss": record["loss"],
+                             "lr": record.get("lr")})
+    return rows
+
+
+def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session: dict[str, Any],
+                settings: ExperimentSettings) -> dict[str, Any]:
+    """provenance.json: device, torch, precision, the code revisions that trained, and every session's command."""
+    import torch
+
+    records = [json.loads((run / "run.json").read_text()) for _, run in labelled]
+    summaries = [json.loads((run / "summary.json").read_text()) for _, run in labelled]
+    earlier = json.loads((out / "provenance.json").read_text()).get("sessions", []) \
+        if (out / "provenance.json").is_file() else []
+    sessions = [*earlier, session] if session["images_trained"] or not earlier else earlier
+    return {"device": device_facts(settings.device), "torch": torch.__version__,
+            "precision": sorted({r["precision"] for r in records}),
+            "git_revisions": sorted({str(r["environment"]["git_revision"]) for r in records}),
+            "sessions": sessions, "train_wall_s": sum(s["wall_s"] for s in sessions),
+            "runs": [{**labels, "run": run.name, "steps": s["steps_done"], "images_per_s_last_session":
+                      s["images_per_s"], "wall_s_last_session": s["wall_s"]}
+                     for (labels, run), s in zip(labelled, summaries)]}
+
+
+def _finish(exp: Experiment, out: Path, labelled: list[tuple[dict[str, Any], Path]],
+            results: dict[Path, dict[str, Any]], session: dict[str, Any], settings: ExperimentSettings) -> dict:
+    """Write results.csv, curves.csv, provenance.json, the figures and summary.json of one experiment."""
+    rows = [row for labels, run in labelled for row in checkpoint_rows(labels, run, results[run])]
+    write_csv(out / "results.csv", rows)
+    write_csv(out / "curves.csv", _loss_curves(labelled))
+    write_json(out / "provenance.json", _provenance(out, labelled, session, settings))
+    exp.plot(rows, settings, out)
+    summary = {**summarise(exp, rows, settings), "results_sha256": file_sha256(out / "results.csv")}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def run_experiments(names: Sequence[str], outs: dict[str, Path], settings: ExperimentSettings, store: Path,
+                    say: Say = print, require_plan: bool = False) -> dict[str, dict[str, Any]]:
+    """Run experiments ``names`` into ``outs[name]``, every distinct run once in ``store``; with ``require_plan``
+    each folder must hold its committed plan.json (:func:`~.results.check_plan`), else the plan is written first."""
+    exps = [experiment(name) for name in names]
+    runs: dict[str, list[tuple[dict[str, Any], Path]]] = {}
+    configs = []
+    for exp in exps:
+        out = outs[exp.name]
+        out.mkdir(parents=True, exist_ok=True)
+        if require_plan:
+            check_plan(out, plan(exp, settings))
+        else:
+            write_json(out / "plan.json", plan(exp, settings))
+        pairs = exp.runs(settings)
+        runs[exp.name] = [(labels, run_folder(store, cfg)) for labels, cfg in pairs]
+        configs += [cfg for _, cfg in pairs]
+    say(f"{len(configs)} runs asked for by {', '.join(names)}: {len({run_folder(store, c) for c in configs})} "
+        f"distinct, in {store}")
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    results, session = execute(configs, store, settings, say)
+    session = {**session, "started": started, "command": " ".join(sys.argv), "experiments": list(names)}
+    return {exp.name: _finish(exp, outs[exp.name], runs[exp.name], results, session, settings) for exp in exps}
+
+
+def run_experiment(name: str, out: str | Path, settings: ExperimentSettings, say: Say = print) -> dict[str, Any]:
+    """One experiment into ``out`` (its runs in ``settings.runs_dir`` or ``out/runs``; finished runs are reused)."""
+    out = Path(out)
+    store = Path(settings.runs_dir) if settings.runs_dir else out / "runs"
+    return run_experiments([name], {name: out}, settings, store, say)[name]

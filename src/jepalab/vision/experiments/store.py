@@ -1,0 +1,106 @@
+"""The run store shared by experiments: one folder per resolved pretraining config (``<method>-<hash>``), trained
+once and evaluated once per evaluation protocol, whichever experiments ask for it (the clean runs of noisy-features
+serve variance-subspaces, its strongest-distractor runs serve depth). Runs resume from their checkpoint; ``jobs``
+runs train at once, each in its own process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from jepalab.config import config_to_dict, load_config
+from jepalab.rundir import to_jsonable, write_json
+from jepalab.vision.config import RUNTIME_FIELDS, PretrainConfig
+from jepalab.vision.distributed import resolve_device
+from jepalab.vision.evaluation import EvalSettings, evaluate_run, run_checkpoints
+from jepalab.vision.experiments.settings import ExperimentSettings
+from jepalab.vision.runs import CHECKPOINT
+from jepalab.vision.train import pretrain
+
+__all__ = ["execute", "run_folder", "run_key"]
+
+Say = Callable[[str], None]
+
+
+def run_key(cfg: PretrainConfig) -> str:
+    """12 hex digits of the SHA-256 of the config without its runtime fields (threads, device, progress, ...)."""
+    data = config_to_dict(cfg)
+    for dotted in RUNTIME_FIELDS:
+        section, name = dotted.split(".")
+        data.get(section, {}).pop(name, None)
+    return hashlib.sha256(json.dumps(to_jsonable(data), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_folder(store: Path, cfg: PretrainConfig) -> Path:
+    """``store/<method>-<run_key>``: the one folder of this config."""
+    return store / f"{cfg.method}-{run_key(cfg)}"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _evaluation_current(run: Path, which: str, settings: EvalSettings) -> dict[str, Any] | None:
+    """The run's eval.json if it was made with ``settings`` on the checkpoints ``which`` selects, else None."""
+    result = _read_json(run / "eval.json")
+    if result is None or result.get("settings") != to_jsonable(vars(settings)):
+        return None
+    return result if len(result["checkpoints"]) == len(run_checkpoints(run, which)) else None
+
+
+def train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings) -> dict[str, Any]:
+    """Train ``cfg`` in ``run`` (resuming or skipping finished work) and evaluate it; returns eval.json."""
+    if not (_read_json(run / "summary.json") or {}).get("finished"):
+        resume = (run / CHECKPOINT).is_file()
+        pretrain(load_config(PretrainConfig, run / "config.yaml") if resume else cfg, run, resume=resume)
+    result = _evaluation_current(run, settings.evaluate, settings.eval)
+    if result is None:
+        result = evaluate_run(run, settings.evaluate, settings.eval, device=resolve_device(settings.device),
+                              progress=False)
+    return result
+
+
+def _job(cfg: PretrainConfig, run: Path, settings: ExperimentSettings, threads: int | None) -> int:
+    """One run (``threads``: CPU threads unless the config sets them); returns the images it trained now."""
+    if (_read_json(run / "summary.json") or {}).get("finished"):
+        train_and_eval(cfg, run, settings)  # evaluation only, if that is missing
+        return 0
+    if cfg.train.threads is None and threads is not None:
+        cfg = replace(cfg, train=replace(cfg.train, threads=threads))
+    train_and_eval(cfg, run, settings)
+    return int((_read_json(run / "summary.json") or {}).get("steps_this_session", 0)) * cfg.optim.global_batch
+
+
+def execute(configs: Sequence[PretrainConfig], store: Path, settings: ExperimentSettings,
+            say: Say) -> tuple[dict[Path, dict[str, Any]], dict[str, Any]]:
+    """Train and evaluate every distinct config in ``store``, ``settings.jobs`` at a time; returns (folder →
+    eval.json, this session's record: runs, images trained, wall time, images/s of all runs together)."""
+    unique = {run_folder(store, cfg): cfg for cfg in configs}
+    began = time.perf_counter()
+    images = 0
+    if settings.jobs > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // settings.jobs)
+        context = multiprocessing.get_context("spawn")  # CUDA and OpenMP state must not be forked
+        with ProcessPoolExecutor(settings.jobs, mp_context=context) as pool:
+            pending = [pool.submit(_job, cfg, run, settings, threads) for run, cfg in unique.items()]
+            images = sum(job.result() for job in pending)
+    results = {}
+    for index, (run, cfg) in enumerate(unique.items(), 1):
+        say(f"[{index}/{len(unique)}] {cfg.method} seed {cfg.seed} → {run}")
+        if settings.jobs == 1:
+            images += _job(cfg, run, settings, threads=None)
+        results[run] = train_and_eval(cfg, run, settings)
+    wall = time.perf_counter() - began
+    session = {"runs": len(unique), "jobs": settings.jobs, "images_trained": images, "wall_s": wall,
+               "images_per_s": images / wall if wall and images else None}
+    write_json(store / "last_session.json", session)
+    return results, session

@@ -1,0 +1,76 @@
+"""The real-image report part: committed results folders are verified and shown with their provenance; a tampered
+one fails the part naming the file; reused quick folders still work."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from jepalab.report.claims import PartContext
+from jepalab.report.parts_images import run_images
+from jepalab.report.reproduce import reproduce
+from jepalab.vision.experiments import ExperimentSettings, run_experiments
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vision" / "experiments"))
+from fake_runs import install
+
+NAMES = ("noisy-features", "variance-subspaces", "depth")
+
+
+@pytest.fixture
+def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A results/ folder of the three experiments at toy scale (fake training, 3 seeds)."""
+    install(monkeypatch)
+    settings = ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1), depths=(1, 4))
+    root = tmp_path / "results"
+    run_experiments(NAMES, {n: root / n for n in NAMES}, settings, tmp_path / "store", say=lambda _: None)
+    return root
+
+
+def test_committed_results_are_shown_with_provenance(results: Path, tmp_path: Path) -> None:
+    report = reproduce(tmp_path / "report", mode="quick", progress=False, only=["images"], results=results)
+    claims = {c["key"]: c for c in report["claims"]}
+    assert {claims[k]["verdict"] for k in ("R1", "R2")} == {"holds"}
+    r1 = claims["R1"]
+    assert r1["measured"].startswith("measured on ") and "3 seed(s), standard scale" in r1["measured"]
+    numbers = r1["numbers"]
+    assert numbers["seeds"] == 3 and numbers["revision"] == "abc" and numbers["device"]
+    assert numbers["min_probe_gain"] == pytest.approx({"ijepa": 9.0, "mae": 6.0})
+    assert "--standard" in numbers["rerun"] and len(numbers["effects"]["retained_share"]) == 3
+    assert (tmp_path / "report" / "parts" / "images" / "effects.png").is_file()
+
+
+def test_a_tampered_results_folder_fails_the_part_naming_the_file(results: Path, tmp_path: Path) -> None:
+    summary_path = results / "depth" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["verdict"] = "holds" if summary["verdict"] != "holds" else "does not hold"
+    summary_path.write_text(json.dumps(summary))
+    report = reproduce(tmp_path / "report", mode="quick", progress=False, only=["images"], results=results)
+    (part,) = report["parts"]
+    assert part["status"] == "failed" and "depth/summary.json" in part["error"]
+    assert {c["verdict"] for c in report["claims"]} == {"not tested here"}
+
+
+def test_without_results_the_claims_are_not_tested_and_say_how_to_run(tmp_path: Path) -> None:
+    output = run_images(PartContext(tmp_path / "r" / "parts" / "images", tmp_path / "r", "quick", (), 0, None))
+    assert {f.verdict for f in output.findings} == {"not tested here"}
+    assert all("--standard" in f.reason for f in output.findings)
+
+
+def test_report_part_reads_reused_experiments(tmp_path: Path) -> None:
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    summary = {"experiment": "variance-subspaces", "mode": "quick", "seeds": 1, "held": True, "rule": "Δ > 0",
+               "checks": {"delta": "effect +0.1 > 0"}, "measured": {"effect": 0.1}, "claim": "c"}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "variance_subspaces.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    report = tmp_path / "report"
+    output = run_images(PartContext(report / "parts" / "images", report, "quick", (folder,), 0, None))
+    verdicts = {f.key: f.verdict for f in output.findings}
+    assert verdicts == {"R1": "not tested here", "R2": "holds", "R3": "not tested here"}
+    r2 = next(f for f in output.findings if f.key == "R2")
+    assert r2.figure == "parts/images/variance-subspaces/variance_subspaces.png"  # copied inside the report
+    assert (report / r2.figure).is_file()

@@ -1,0 +1,81 @@
+"""Results folders: the verdict is recomputed from results.csv by the rule; a tampered file is rejected and named;
+a standard run needs its committed plan; shared runs are trained once."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from fake_runs import install
+
+from jepalab.vision.experiments import ExperimentSettings, run_experiments, write_plan
+from jepalab.vision.experiments.registry import experiment
+from jepalab.vision.experiments.results import ResultsMismatch, check_plan, plan, verify
+
+NAMES = ("noisy-features", "variance-subspaces", "depth")
+SETTINGS = ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1), depths=(1, 4))
+
+
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...] = NAMES) -> dict:
+    install(monkeypatch)
+    return run_experiments(names, {n: tmp_path / n for n in names}, SETTINGS, tmp_path / "store", say=lambda _: None)
+
+
+def test_shared_runs_are_trained_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained = install(monkeypatch)
+    run_experiments(NAMES, {n: tmp_path / n for n in NAMES}, SETTINGS, tmp_path / "store", say=lambda _: None)
+    # noisy-features: 2 strengths × 2 methods × 3 seeds; variance-subspaces reuses its clean runs; depth adds depth 1
+    assert len(trained) == 12 + 6 and set(trained.values()) == {1}
+    again = install(monkeypatch)
+    run_experiments(NAMES, {n: tmp_path / n for n in NAMES}, SETTINGS, tmp_path / "store", say=lambda _: None)
+    assert not again  # everything reused
+
+
+def test_a_results_folder_is_recomputed_from_its_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summaries = _run(tmp_path, monkeypatch)
+    for name in NAMES:
+        folder = tmp_path / name
+        assert verify(folder)["verdict"] == summaries[name]["verdict"]
+        rows = list(csv.DictReader((folder / "results.csv").open()))
+        assert len(rows) == 3 * len(plan(experiment(name), SETTINGS)["runs"]) and "seed" in rows[0]
+        assert {"provenance.json", "curves.csv", "plan.json"} <= {p.name for p in folder.iterdir()}
+    # the fake MAE keeps less of its gain and takes up 4× I-JEPA's distractor at every gain
+    assert summaries["noisy-features"]["verdict"] == "holds"
+    assert summaries["noisy-features"]["min_probe_gain"] == pytest.approx({"ijepa": 9.0, "mae": 6.0})
+    assert summaries["variance-subspaces"]["verdict"] == "holds"
+
+
+def test_a_tampered_summary_or_results_file_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run(tmp_path, monkeypatch, ("noisy-features",))
+    folder = tmp_path / "noisy-features"
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["measured"]["controlled"]["matched_gain_points"] += 1.0
+    (folder / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ResultsMismatch, match=r"summary\.json.*matched_gain_points"):
+        verify(folder)
+    _run(tmp_path, monkeypatch, ("noisy-features",))  # rewrites both files
+    header, first, *rest = (folder / "results.csv").read_text().split("\n")
+    assert ",0." in first
+    (folder / "results.csv").write_text("\n".join([header, first.replace(",0.", ",0.9", 1), *rest]))
+    with pytest.raises(ResultsMismatch, match=r"results\.csv changed"):
+        verify(folder)
+
+
+def test_a_standard_run_needs_its_plan_committed(tmp_path: Path) -> None:
+    expected = plan(experiment("depth"), SETTINGS)
+    with pytest.raises(FileNotFoundError, match="--plan"):
+        check_plan(tmp_path, expected)
+    write_plan("depth", tmp_path, SETTINGS)
+    check_plan(tmp_path, expected)  # not a git work tree: the file alone
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    with pytest.raises(ResultsMismatch, match="not committed"):
+        check_plan(tmp_path, expected)
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "plan.json"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "plan"], check=True)
+    check_plan(tmp_path, expected)
+    with pytest.raises(ResultsMismatch, match="differs"):
+        check_plan(tmp_path, plan(experiment("depth"), ExperimentSettings(mode="standard", seeds=(0, 1))))
