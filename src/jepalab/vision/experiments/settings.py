@@ -72,10 +72,10 @@ class ExperimentSettings:
 
 def _standard() -> ExperimentSettings:
     """The CPU presets' scale: micro ViT (96 wide, 6 blocks), all 60,000 images, 4 epochs (1872 steps of 128), the
-    I-JEPA preset's crop for both methods, 3 seeds, the clean and the strongest distractor, depths 1 and 6."""
-    return ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1), depths=(1, 6), depth=6,
+    I-JEPA preset's crop for both methods, 3 seeds, the clean and the strongest distractor, depths 2 and 6."""
+    return ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1), depths=(2, 6), depth=6,
                               epochs=4, train_images=60000, crop_scale=(0.3, 1.0), snapshots=6, evaluate="all",
-                              eval=EvalSettings(train_images=5000, test_images=2000, probe="ridge", readouts=()))
+                              eval=EvalSettings(train_images=10000, test_images=10000, probe="ridge", readouts=()))
 
 
 def _full() -> ExperimentSettings:
