@@ -18,12 +18,12 @@ Warm-up: ``--warmup`` steps, then one untimed step for each (context, target) le
 met yet, on both sides, so no first-time cost of a shape (oneDNN primitive creation on a CPU, cuDNN plans on a GPU)
 falls into the timed steps; the header prints how many such shapes there were.
 
-jepalab's side is :class:`jepalab.vision.step.TrainStep`, the step ``pretrain`` runs; ``--compile`` /
+jepalab's side is :class:`jepalab.vision.training.step.TrainStep`, the step ``pretrain`` runs; ``--compile`` /
 ``--compile-mode`` / ``--attention`` set its ``train.compile`` / ``train.compile_mode`` / ``train.attention`` (compile
 time falls into the warm-up, printed apart). On CUDA it also counts host synchronisations inside the step
 (``torch.cuda.set_sync_debug_mode``) and prints the largest count per step.
 
-FLOPs are jepalab's count (``jepalab.vision.flops.step_flops``, forward + backward, mean over the timed steps'
+FLOPs are jepalab's count (``jepalab.vision.training.flops.step_flops``, forward + backward, mean over the timed steps'
 masks) for both rows: the useful work of the step. MFU = FLOPs / median step time / peak, the peak being measured
 in the same run (``--peak-tflops`` overrides it): a fresh process with the benchmark's thread count times square
 matmuls (1024, 2048 and 4096 on a GPU) in fp32 and in bf16 and keeps the best rate of each; the precision benchmarked
@@ -74,11 +74,11 @@ class Bench:
 CONFIGS = {
     # --smoke (CI): the smallest model on tiny32's 8×8 grid, a second per run.
     "smoke": Bench("pico", 32, 4, 8, 32, 2, 2, 32, 2, 2),
-    # anchor-perf.md §5 (config d at batch 64): ViT-Tiny/4 on 32 px, predictor 6×192, 2 target blocks.
+    # ViT-Tiny/4 on 32 px at batch 64, predictor 6×192, 2 target blocks (a small-image GPU size).
     "tiny32": Bench("tiny", 32, 4, 64, 192, 6, 2, 192, 4, 3),
-    # anchor-perf.md config a (ViT-S/16, 224 px, predictor 6×384, 4 targets) and f (ViT-S + 8×512 decoder).
+    # ViT-S/16 on 224 px, predictor 6×384 with 4 targets (I-JEPA), decoder 8×512 (MAE): the official small sizes.
     "vits16": Bench("small", 224, 16, 128, 384, 6, 4, 512, 8, 16),
-    # ViT-B/16 on 224 px at batch 256, predictor 6×384, decoder 8×512 (issue 12's MFU target; a GPU size).
+    # ViT-B/16 on 224 px at batch 256, predictor 6×384, decoder 8×512 (the MFU target size; a GPU size).
     "vitb16": Bench("base", 224, 16, 256, 384, 6, 4, 512, 8, 16),
 }
 OFFICIAL_IJEPA_SCHEDULE = {"start_lr": 2e-4, "ref_lr": 1e-3, "final_lr": 1e-6, "wd": 0.04, "final_wd": 0.4,
@@ -88,7 +88,7 @@ OFFICIAL_IJEPA_SCHEDULE = {"start_lr": 2e-4, "ref_lr": 1e-3, "final_lr": 1e-6, "
 def pretrain_config(bench: Bench, method: str, precision: str, *train: str) -> Any:
     """The jepalab :class:`PretrainConfig` of ``bench`` for ``method``; ``train`` extra ``train.*=…`` overrides."""
     from jepalab.config import load_config
-    from jepalab.vision.config import PretrainConfig
+    from jepalab.vision.training.pretrain_config import PretrainConfig
 
     return load_config(PretrainConfig, None, [
         f"method={method}", f"data.image_size={bench.image}", f"model.size={bench.size}",
@@ -107,10 +107,11 @@ def rss_bytes() -> int:
 def _masks(cfg: Any, batch: int, steps: int, device: torch.device) -> list[Any]:
     """The masks of steps 0 … steps − 1: multi-block (I-JEPA) or random (MAE), seeded as training seeds them."""
     from jepalab.data import step_generator
-    from jepalab.vision.masks import random_masks
+    from jepalab.vision.methods.ijepa import masker as ijepa_masker
+    from jepalab.vision.models.masks import random_masks
 
     if cfg.method == "ijepa":
-        masker = cfg.masker()
+        masker = ijepa_masker(cfg)
         return [masker(batch, step_generator(cfg.seed, "masks", k)).to(device) for k in range(steps)]
     tokens = cfg.grid[0] * cfg.grid[1]
     return [random_masks(batch, tokens, cfg.mae.mask_ratio, step_generator(cfg.seed, "masks", k)).to(device)
@@ -119,14 +120,14 @@ def _masks(cfg: Any, batch: int, steps: int, device: torch.device) -> list[Any]:
 
 def ours_step(cfg: Any, images: torch.Tensor, masks: list[Any], device: torch.device,
               syncs: list[int]) -> Callable[[int], float]:
-    """jepalab's training step exactly as ``pretrain`` runs it (:class:`~jepalab.vision.step.TrainStep`: schedules,
-    forward, backward, decay, AdamW, EMA; compiled with ``train.compile``) over a 10,000-step schedule. On CUDA each
-    step appends to ``syncs`` how many host synchronisations happened inside it."""
-    from jepalab.vision.attention import use_attention
-    from jepalab.vision.build import build_method
+    """jepalab's training step exactly as ``pretrain`` runs it (:class:`~jepalab.vision.training.step.TrainStep`:
+    schedules, forward, backward, decay, AdamW, EMA; compiled with ``train.compile``) over a 10,000-step schedule. On
+    CUDA each step appends to ``syncs`` how many host synchronisations happened inside it."""
     from jepalab.vision.methods import method_spec
-    from jepalab.vision.precision import autocast_for
-    from jepalab.vision.step import TrainStep
+    from jepalab.vision.models.attention import use_attention
+    from jepalab.vision.training.build import build_method
+    from jepalab.vision.training.precision import autocast_for
+    from jepalab.vision.training.step import TrainStep
 
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # as pretrain() does
@@ -219,7 +220,7 @@ def official_ijepa_step(root: str, bench: Bench, images: torch.Tensor, masks: li
 def official_mae_step(root: str, bench: Bench, images: torch.Tensor, bf16: bool,
                       device: torch.device) -> Callable[[int], float]:
     """The official MAE step (``engine_pretrain.train_one_epoch`` body); needs timm. Shims: ``np.float``,
-    ``torch._six`` and timm's ``Block`` without ``qk_scale`` (anchor-perf.md §2)."""
+    ``torch._six`` and timm's ``Block`` without ``qk_scale`` (the official code predates timm 0.9)."""
     import functools
     import types
 
@@ -263,13 +264,13 @@ def official_mae_step(root: str, bench: Bench, images: torch.Tensor, bf16: bool,
 
 
 def _width(size: str) -> int:
-    from jepalab.vision.vit import VIT_SIZES
+    from jepalab.vision.models.vit import VIT_SIZES
 
     return VIT_SIZES[size].dim
 
 
 def _heads(size: str) -> int:
-    from jepalab.vision.vit import VIT_SIZES
+    from jepalab.vision.models.vit import VIT_SIZES
 
     return VIT_SIZES[size].heads
 
@@ -323,7 +324,7 @@ def measure_peak(device: torch.device, seconds: float = 0.6) -> dict[str, float]
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """Time one (implementation, method) in this process; returns the measurements."""
-    from jepalab.vision.flops import step_flops
+    from jepalab.vision.training.flops import step_flops
 
     bench = CONFIGS[args.config]
     device = torch.device(args.device)
@@ -446,7 +447,7 @@ def main() -> None:
                 else:
                     results.setdefault((impl, method), []).append(outcome)
 
-    from jepalab.vision.precision import cpu_bf16_units
+    from jepalab.vision.training.precision import cpu_bf16_units
 
     print(f"config {args.config}: {json.dumps(asdict(bench))}")
     units = f"CPU bf16 units: {cpu_bf16_units() or 'none'}; " if args.device == "cpu" else ""
@@ -486,7 +487,7 @@ def main() -> None:
               f"{runs[0]['warm_steps']} steps" + (" (includes compiling)" if impl == "ours" and args.compile else "")
               + (f"; host synchronisations inside the step: {max(syncs)} at most per step" if syncs else ""))
     if "ijepa" in methods:
-        from jepalab.vision.train import mask_summary
+        from jepalab.vision.training.loop import mask_summary
 
         summary = mask_summary(pretrain_config(bench, "ijepa", args.precision))
         print(f"I-JEPA masks ({summary['grid'][0]}×{summary['grid'][1]} grid, first 20 batches): "

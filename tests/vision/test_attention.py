@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jepalab.vision.attention import attend, attention_choice, resolve_attention, use_attention
+from jepalab.vision.models.attention import attend, attention_choice, resolve_attention, use_attention
 
 
 def _qkv(m: int = 9, n: int = 9) -> tuple[torch.Tensor, ...]:

@@ -18,11 +18,12 @@ from jepalab.cli import main
 from jepalab.config import load_config
 from jepalab.data import step_generator
 from jepalab.vision import PretrainConfig, load_encoder
-from jepalab.vision.build import build_method
-from jepalab.vision.evaluation import EvalSettings, evaluate_run
-from jepalab.vision.features import encode
 from jepalab.vision.methods import method_spec
 from jepalab.vision.methods.ecijepa import ConditionedViT
+from jepalab.vision.methods.ijepa import masker
+from jepalab.vision.models.features import encode
+from jepalab.vision.readout.evaluation import EvalSettings, evaluate_run
+from jepalab.vision.training.build import build_method
 
 PICO = ["model.size=pico", "model.patch_size=4", "data.image_size=28", "ijepa.predictor_dim=32",
         "ijepa.predictor_depth=1", "train.device=cpu", "train.threads=1", "train.precision=fp32"]
@@ -78,7 +79,7 @@ def test_zeroed_embedding_without_position_tokens_is_ijepa_exactly(monkeypatch: 
     monkeypatch.setattr(ConditionedViT, "condition_tokens",
                         lambda self, positions: self.pos_embed[positions[:, :0]] + self.condition_embed)
     images = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    masks = config().masker()(4, step_generator(0, "masks", 0))
+    masks = masker(config())(4, step_generator(0, "masks", 0))
     losses = []
     for model in (ijepa, ecijepa):
         loss = model(images, masks)
@@ -97,11 +98,11 @@ def test_zeroed_embedding_without_position_tokens_is_ijepa_exactly(monkeypatch: 
 def test_variable_mask_lengths(conditioning: str) -> None:
     """Batches with different context and target lengths: finite losses, encoder outputs of the masks' lengths."""
     cfg = config("ecijepa", f"ecijepa.conditioning={conditioning}", "mask.context_scale=[0.4,1.0]")
-    model, masker = build_method(cfg, 1), cfg.masker()
+    model, sampler = build_method(cfg, 1), masker(cfg)
     images = torch.randn(4, 1, 28, 28)
     lengths = set()
     for step in range(8):
-        masks = masker(4, step_generator(step, "masks", 0))
+        masks = sampler(4, step_generator(step, "masks", 0))
         b, p, kt = masks.targets.shape
         lengths.add((masks.context.shape[1], kt))
         z = model.encoder(images, keep=masks.context, positions=masks.targets.reshape(b, p * kt))

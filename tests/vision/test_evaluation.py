@@ -11,9 +11,10 @@ import pytest
 from jepalab.cli import main
 from jepalab.config import from_dict
 from jepalab.eval import is_collapsed
-from jepalab.vision.config import PretrainConfig
-from jepalab.vision.evaluation import EvalSettings, evaluate_run, run_checkpoints
-from jepalab.vision.train import pretrain
+from jepalab.vision.readout.evaluation import EvalSettings, evaluate_run
+from jepalab.vision.readout.run import Run
+from jepalab.vision.training.loop import pretrain
+from jepalab.vision.training.pretrain_config import PretrainConfig
 
 SETTINGS = EvalSettings(train_images=200, test_images=100, probe="ridge", lidar_images=16, lidar_views=2)
 
@@ -72,14 +73,16 @@ def test_eval_of_ijepa_reads_both_encoders_and_the_chosen_readout(tiny_fmnist: P
 
 
 def test_checkpoint_selection_and_errors(tiny_run: Path, tmp_path: Path) -> None:
-    assert [p.name for p in run_checkpoints(tiny_run, "4")] == ["checkpoint-00000004.safetensors"]
-    assert run_checkpoints(tiny_run, "last")[0].name == "checkpoint.safetensors"
+    run = Run(tiny_run)
+    assert run.select("4") == [4] and run.select("last") == [8] and run.select("all") == run.steps == [4, 8]
+    assert run.paths[8].name == "checkpoint.safetensors" and run.paths[4].name == "checkpoint-00000004.safetensors"
+    assert run.encoder("auto", 4).run_info["step"] == 4 and run.config.method == "mae"
     with pytest.raises(ValueError, match="last', 'all' or a step"):
-        run_checkpoints(tiny_run, "latest")
+        run.select("latest")
     with pytest.raises(FileNotFoundError, match="step 5"):
-        run_checkpoints(tiny_run, "5")
+        run.select("5")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        run_checkpoints(tmp_path, "last")
+        Run(tmp_path)
 
 
 def test_eval_and_compare_cli(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,8 +3,8 @@
 import torch
 
 from jepalab.eval import is_collapsed
-from jepalab.vision.features import READOUTS, collapse_report, encode, pool
-from jepalab.vision.vit import ViT
+from jepalab.vision.models.features import READOUTS, collapse_report, encode, pool
+from jepalab.vision.models.vit import ViT
 
 
 def vit(cls_token: bool = False) -> ViT:

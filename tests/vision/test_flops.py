@@ -6,7 +6,8 @@ import torch
 from jepalab.config import load_config
 from jepalab.data import step_generator
 from jepalab.vision import PretrainConfig, mask_summary, step_flops
-from jepalab.vision.masks import random_masks
+from jepalab.vision.methods.ijepa import masker
+from jepalab.vision.models.masks import random_masks
 
 
 def config(method: str, *extra: str) -> PretrainConfig:
@@ -22,7 +23,7 @@ def test_step_flops_linear_in_batch_and_positive(method: str) -> None:
     """Twice the images, twice the FLOPs (same masks per image); a wider model costs more."""
     cfg = config(method)
     if method == "ijepa":
-        masks = cfg.masker()(8, step_generator(0, "masks", 0))
+        masks = masker(cfg)(8, step_generator(0, "masks", 0))
     else:
         masks = random_masks(8, 49, 0.75, torch.Generator().manual_seed(0))
     half = masks.rows(0, 4)

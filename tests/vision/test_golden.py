@@ -19,7 +19,7 @@ EVAL_KEYS = ("probe", "knn20", "knn200", "rankme", "lidar", "top_probe", "bottom
 
 def measure(root: Path, work: Path) -> dict[str, Any]:
     """Every method's step → loss over 8 steps (fp32, one thread) and the eval numbers of the I-JEPA run."""
-    from jepalab.vision.evaluation import EvalSettings, evaluate_run
+    from jepalab.vision.readout.evaluation import EvalSettings, evaluate_run
 
     out: dict[str, Any] = {"losses": {}}
     for method in METHODS:

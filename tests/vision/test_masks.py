@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from jepalab.vision.masks import MultiBlockMasker, random_masks
+from jepalab.vision.models.masks import MultiBlockMasker, random_masks
 
 
 def generator(seed: int) -> torch.Generator:

@@ -18,9 +18,9 @@ from torch import nn
 from jepalab.config import ConfigError, config_to_dict, from_dict, load_config, merge_dicts, param, parse_overrides
 from jepalab.data import step_generator
 from jepalab.vision import PretrainConfig, load_encoder, pretrain, read_checkpoint
-from jepalab.vision.mae import patchify
-from jepalab.vision.masks import random_masks
 from jepalab.vision.methods import MethodSpec, available_methods, method_spec, register_method, registry
+from jepalab.vision.methods.mae import patchify
+from jepalab.vision.models.masks import random_masks
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -116,10 +116,11 @@ def test_a_toy_method_registers_in_a_few_lines_and_trains(toy_method: str, fmnis
 
 
 def test_ijepa_logs_the_ema_momentum(reference_runs: dict[str, Path]) -> None:
-    """The per-step hook's values reach metrics.jsonl (I-JEPA: the EMA momentum, rising from 0.996)."""
+    """The per-step hook's values reach metrics.jsonl (I-JEPA: the EMA momentum, rising from the ``auto`` start,
+    0.9 for a run this short)."""
     records = [yaml.safe_load(line) for line in (reference_runs["ijepa"] / "metrics.jsonl").read_text().splitlines()]
     momenta = [r["momentum"] for r in records if "loss" in r]
-    assert momenta[0] == pytest.approx(0.996) and momenta == sorted(momenta)
+    assert momenta[0] == pytest.approx(0.9) and momenta == sorted(momenta)
 
 
 @pytest.mark.parametrize("name", ["ijepa", "mae"])

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jepalab.vision.ijepa import IJEPA, Predictor
-from jepalab.vision.mae import MAE, patchify
-from jepalab.vision.masks import MultiBlockMasker, random_masks
-from jepalab.vision.vit import ViT
+from jepalab.vision.methods.ijepa import IJEPA, Predictor
+from jepalab.vision.methods.mae import MAE, patchify
+from jepalab.vision.models.masks import MultiBlockMasker, random_masks
+from jepalab.vision.models.vit import ViT
 
 
 def generator(seed: int) -> torch.Generator:

@@ -12,7 +12,7 @@ from pretrain_helpers import run_pretrain, step_losses, tiny_overrides
 from test_ddp import free_port
 
 from jepalab.vision import precision, read_checkpoint
-from jepalab.vision.precision import describe_precision, resolve_precision
+from jepalab.vision.training.precision import describe_precision, resolve_precision
 
 # Per-step losses of a bf16-autocast run vs the fp32 run (same seed, data and masks; 32 steps, pico model, lr 1e-3;
 # the losses fall to 55 % (I-JEPA) and 41 % (MAE) of their start). Observed on an AVX512-BF16 CPU: per step at most

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from jepalab.config import ConfigError, load_config
-from jepalab.vision.config import PretrainConfig
+from jepalab.vision.training.pretrain_config import PretrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -12,11 +12,12 @@ import torch._dynamo.testing
 from pretrain_helpers import run_pretrain, step_losses
 
 from jepalab.config import load_config
-from jepalab.vision.build import build_method
-from jepalab.vision.config import PretrainConfig
-from jepalab.vision.masks import random_masks
 from jepalab.vision.methods import method_spec
-from jepalab.vision.step import TrainStep, parameter_groups
+from jepalab.vision.methods.ijepa import masker
+from jepalab.vision.models.masks import random_masks
+from jepalab.vision.training.build import build_method
+from jepalab.vision.training.pretrain_config import PretrainConfig
+from jepalab.vision.training.step import TrainStep, parameter_groups
 
 
 def _config(method: str, *extra: str) -> PretrainConfig:
@@ -33,7 +34,7 @@ _LINEAR_ADAM = ("optim.eps=0.01",)
 
 def _masks(cfg: PretrainConfig, seed: int) -> object:
     if cfg.method != "mae":
-        return cfg.masker()(8, torch.Generator().manual_seed(seed))
+        return masker(cfg)(8, torch.Generator().manual_seed(seed))
     return random_masks(8, 49, cfg.mae.mask_ratio, torch.Generator().manual_seed(seed))
 
 

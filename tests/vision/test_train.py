@@ -66,7 +66,7 @@ def test_non_finite_loss_raises_and_keeps_the_checkpoint(fmnist_root: Path, tmp_
 def test_divergence_factor_stops_a_finite_blow_up(fmnist_root: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A finite loss 100× its first logged mean stops the run too (train.divergence_factor 10)."""
-    from jepalab.vision.mae import MAE
+    from jepalab.vision.methods.mae import MAE
 
     forward = MAE.forward
     steps = []

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from jepalab.vision.vit import ViT, sincos_2d
+from jepalab.vision.models.vit import ViT, sincos_2d
 
 
 def vit(cls_token: bool = False, channels: int = 1) -> ViT:
@@ -88,7 +88,7 @@ def test_sincos_2d_properties() -> None:
 @pytest.mark.parametrize(("size", "patch", "channels"), [("pico", 4, 1), ("micro", 4, 1), ("tiny", 4, 1),
                                                          ("small", 16, 3), ("tiny", 4, 3)])
 def test_content_share_at_init_matches_the_setting(size: str, patch: int, channels: int) -> None:
-    from jepalab.vision.vit import VIT_SIZES, measure_content_share, patch_std
+    from jepalab.vision.models.vit import VIT_SIZES, measure_content_share, patch_std
 
     s = VIT_SIZES[size]
     torch.manual_seed(1)

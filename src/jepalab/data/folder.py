@@ -25,7 +25,7 @@ from jepalab.data.dataset import ImageDataset, channel_stats
 from jepalab.data.registry import register_dataset
 from jepalab.rundir import atomic_write_bytes
 
-__all__ = ["EXTENSIONS", "CorruptImageError", "decode_image", "load_image_folder", "scan_folder"]
+__all__ = ["EXTENSIONS", "FOLDER_DATASET", "CorruptImageError", "decode_image", "load_image_folder", "scan_folder"]
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -232,8 +232,13 @@ def _validate(cfg: DataConfig) -> None:
         raise ValueError(f"options: image-folder takes none; got {sorted(cfg.options)}")
 
 
-@register_dataset("image-folder", splits=("train", "val", "test"), validate=_validate,
-                  help="any folder of class sub-folders with PNG/JPEG images (Pillow)")
+FOLDER_DATASET = "image-folder"
+"""The dataset name of any image folder (``--data DIR`` and ``folder=DIR`` choose it)."""
+
+
+@register_dataset(FOLDER_DATASET, splits=("train", "val", "test"), validate=_validate,
+                  help="any folder of class sub-folders with PNG/JPEG images (Pillow)", eval_split="train",
+                  test_optional=True)
 def build(cfg: DataConfig, split: str) -> ImageDataset:
     """Image folder at ``cfg.root``: cached decoded tensor for small datasets, streamed otherwise."""
     return load_image_folder(cfg, split)

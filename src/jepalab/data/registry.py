@@ -22,13 +22,17 @@ __all__ = ["DatasetSpec", "available_datasets", "build_dataset", "dataset_spec",
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A registered dataset: its builder, the splits it knows and an optional config check (raises ValueError)."""
+    """A registered dataset: its builder, the splits it knows, an optional config check (raises ValueError), the
+    split ``embed`` and ``eval`` read by default, and whether its test split may be missing (evaluation then holds
+    out part of the training split)."""
 
     name: str
     build: Callable[[DataConfig, str], ImageDataset]
     splits: tuple[str, ...]
     validate: Callable[[DataConfig], None] | None
     help: str
+    eval_split: str = "test"
+    test_optional: bool = False
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
@@ -36,14 +40,16 @@ _discovered = False
 
 
 def register_dataset(name: str, splits: tuple[str, ...] = ("train", "test"),
-                     validate: Callable[[DataConfig], None] | None = None, help: str = "") -> Callable:
+                     validate: Callable[[DataConfig], None] | None = None, help: str = "", eval_split: str = "test",
+                     test_optional: bool = False) -> Callable:
     """Decorator registering ``build(cfg, split) -> ImageDataset`` under ``name`` (names are unique)."""
 
     def decorate(build: Callable[[DataConfig, str], ImageDataset]) -> Callable[[DataConfig, str], ImageDataset]:
         existing = _REGISTRY.get(name)
         if existing is not None and existing.build.__qualname__ != build.__qualname__:
             raise ValueError(f"dataset {name!r} is already registered by {existing.build.__module__}")
-        _REGISTRY[name] = DatasetSpec(name, build, tuple(splits), validate, help or (build.__doc__ or "").strip())
+        _REGISTRY[name] = DatasetSpec(name, build, tuple(splits), validate, help or (build.__doc__ or "").strip(),
+                                      eval_split, test_optional)
         return build
 
     return decorate

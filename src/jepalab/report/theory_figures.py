@@ -192,7 +192,7 @@ def depth_sweep(out_dir: str | Path, params: DepthSweepParams | None = None) -> 
     ax.set_xlabel("initialisation scale ε (w̄(0) = ε)")
     ax.set_ylabel(f"t*(ρ = {params.rho_low:g}) / t*(ρ = {params.rho_high:g}),  λ = 1")
     ax.set_title("JEPA ρ-bias (solid) grows with depth, vanishes as ε → 0; MAE (dashed) ≤ 1.\n"
-                 "The fall at large ε: the ρ = low feature starts near its threshold (§7.4.5)", fontsize=10)
+                 "The fall at large ε: the ρ = low feature starts near its threshold (docs/theory.md)", fontsize=10)
     ax.legend(fontsize=8, ncol=2, title="encoder depth", title_fontsize=8)
 
     lam, rho = np.asarray(params.opposite_lam), np.asarray(params.opposite_rho)

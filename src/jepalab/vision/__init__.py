@@ -1,6 +1,12 @@
-"""Real-image pretraining: the shared ViT, I-JEPA (Assran et al., CVPR 2023) and MAE (He et al., CVPR 2022) as
-registered methods (:mod:`jepalab.vision.methods`), multi-block and random masks, the training loop, checkpoints,
-frozen embeddings, evaluation and the real-image experiments.
+"""Real-image pretraining, one sub-package per stage of the pipeline:
+
+- :mod:`~jepalab.vision.models`: the ViT, attention kernels, multi-block and random masks, feature read-outs;
+- :mod:`~jepalab.vision.methods`: one file per registered method, holding its model and its spec (I-JEPA, MAE,
+  EC-IJEPA);
+- :mod:`~jepalab.vision.training`: the pretraining config, the loop, the step, views, precision, DDP, checkpoints,
+  run folders;
+- :mod:`~jepalab.vision.readout`: frozen embeddings, run evaluation, view statistics;
+- :mod:`~jepalab.vision.experiments`: the real-image experiments, one file each.
 
 Names are imported lazily (torch loads on first use, so ``jepalab --help`` stays fast)::
 
@@ -13,21 +19,21 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ViT": "vit", "VIT_SIZES": "vit", "sincos_2d": "vit",
-    "IJEPA": "ijepa", "Predictor": "ijepa",
-    "MAE": "mae", "patchify": "mae",
-    "MultiBlockMasker": "masks", "MultiBlockMasks": "masks", "RandomMasks": "masks", "random_masks": "masks",
-    "PretrainConfig": "config", "DataConfig": "config",
+    "ViT": "models.vit", "VIT_SIZES": "models.vit", "sincos_2d": "models.vit",
+    "IJEPA": "methods.ijepa", "Predictor": "methods.ijepa",
+    "MAE": "methods.mae", "patchify": "methods.mae",
+    "MultiBlockMasker": "models.masks", "MultiBlockMasks": "models.masks", "RandomMasks": "models.masks",
+    "random_masks": "models.masks",
+    "PretrainConfig": "training.pretrain_config",
     "MethodSpec": "methods", "available_methods": "methods", "method_spec": "methods", "register_method": "methods",
-    "build_encoder": "build", "build_method": "build",
-    "ViewSampler": "views", "StepViews": "views", "mask_summary": "views",
-    "pretrain": "train", "TrainingDiverged": "train", "load_run_config": "runs",
-    "CheckpointError": "checkpoint", "read_checkpoint": "checkpoint",
-    "load_encoder": "embeddings", "load_method": "embeddings", "random_encoder": "embeddings",
-    "extract_features": "embeddings",
-    "embed": "embeddings",
-    "encode": "features", "collapse_report": "features", "POOLINGS": "features",
-    "step_flops": "flops",
+    "build_encoder": "training.build", "build_method": "training.build",
+    "ViewSampler": "training.views", "StepViews": "training.views", "mask_summary": "training.views",
+    "pretrain": "training.loop", "TrainingDiverged": "training.loop", "load_run_config": "training.run_dir",
+    "CheckpointError": "training.checkpoint", "read_checkpoint": "training.checkpoint",
+    "load_encoder": "readout.embeddings", "load_method": "readout.embeddings", "random_encoder": "readout.embeddings",
+    "extract_features": "readout.embeddings", "embed": "readout.embeddings",
+    "encode": "models.features", "collapse_report": "models.features", "POOLINGS": "models.features",
+    "step_flops": "training.flops",
 }
 
 __all__ = sorted(_EXPORTS)

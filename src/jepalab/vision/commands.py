@@ -19,9 +19,9 @@ def split_config(items: list[str]) -> tuple[str | None, list[str]]:
 
 def _pretrain(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
-    from jepalab.vision.config import PretrainConfig
-    from jepalab.vision.runs import load_run_config
-    from jepalab.vision.train import pretrain
+    from jepalab.vision.training.loop import pretrain
+    from jepalab.vision.training.pretrain_config import PretrainConfig
+    from jepalab.vision.training.run_dir import load_run_config
 
     config, overrides = split_config(args.items)
     if args.data_dir is not None:
@@ -46,7 +46,7 @@ def _leave_distributed() -> int:
     import os
     import sys
 
-    from jepalab.vision.distributed import launched_world_size
+    from jepalab.vision.training.distributed import launched_world_size
 
     if launched_world_size() > 1:
         sys.stdout.flush()
@@ -58,7 +58,8 @@ def _leave_distributed() -> int:
 def _data_config(run_data: dict, spec: str, data_dir: str | None, limit: int | None, on_corrupt: str | None):
     """The run's data settings with the dataset replaced by ``spec``: "NAME[:SPLIT]" or an image folder path."""
     from jepalab.config import from_dict
-    from jepalab.data import DataConfig, available_datasets
+    from jepalab.data import DataConfig, available_datasets, dataset_spec
+    from jepalab.data.folder import FOLDER_DATASET
 
     name, _, split = spec.partition(":")
     fields = dict(run_data)
@@ -67,30 +68,29 @@ def _data_config(run_data: dict, spec: str, data_dir: str | None, limit: int | N
             fields.update(root=None, options={})
         fields["dataset"] = name
     elif Path(spec).is_dir():
-        fields.update(dataset="image-folder", root=spec, options={})
+        fields.update(dataset=FOLDER_DATASET, root=spec, options={})
         split = ""
     else:
         raise ValueError(f"--data {spec!r} is neither a dataset ({', '.join(available_datasets())}) nor a folder")
     if data_dir is not None:
         fields["root"] = data_dir
-    fields.update(split=split or ("test" if fields["dataset"] == "fashion-mnist" else "train"), limit=limit)
+    fields.update(split=split or dataset_spec(fields["dataset"]).eval_split, limit=limit)
     if on_corrupt is not None:
         fields["on_corrupt"] = on_corrupt
     return from_dict(DataConfig, fields, prefix="data.")
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from jepalab.vision.checkpoint import read_checkpoint
-    from jepalab.vision.distributed import resolve_device
-    from jepalab.vision.embeddings import embed
+    from jepalab.config import config_to_dict
+    from jepalab.vision.readout.embeddings import embed
+    from jepalab.vision.readout.run import Run
+    from jepalab.vision.training.distributed import resolve_device
 
-    _, record = read_checkpoint(Path(args.run) / "checkpoint.safetensors" if args.checkpoint is None
-                                else args.checkpoint)
-    data = _data_config(record["config"]["data"], args.data, args.data_dir, args.limit, args.on_corrupt)
-    data = dataclasses.replace(data, channels=record["dataset"]["channels"]) if data.dataset == "image-folder" else data
-    device = resolve_device(args.device)
-    folder = embed(args.run, data, None, args.pooling, args.encoder, args.out, args.checkpoint, args.batch_size, device,
-                   args.condition)
+    run = Run(args.run, resolve_device(args.device))
+    data = _data_config(config_to_dict(run.config.data), args.data, args.data_dir, args.limit, args.on_corrupt)
+    data = dataclasses.replace(data, channels=run.dataset["channels"])  # an image folder is read as the run's
+    folder = embed(run, data, None, args.pooling, args.encoder, args.out, args.checkpoint, args.batch_size,
+                   run.device, args.condition)
     note = json.loads((folder / "embed.json").read_text())["condition"]
     print(f"wrote {folder}/embeddings.npy (+ labels.npy, embed.json){'; ' + note if note else ''}")
     return 0
@@ -98,8 +98,8 @@ def _embed(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
-    from jepalab.vision.distributed import resolve_device
-    from jepalab.vision.evaluation import EvalSettings, eval_table, evaluate_run, readout_table
+    from jepalab.vision.readout.evaluation import EvalSettings, eval_table, evaluate_run, readout_table
+    from jepalab.vision.training.distributed import resolve_device
 
     settings = load_config(EvalSettings, None, args.set)
     if args.readout is not None:
@@ -217,8 +217,8 @@ def _experiment(args: argparse.Namespace) -> int:
 def _data_stats(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
     from jepalab.rundir import write_json
-    from jepalab.vision.config import PretrainConfig
-    from jepalab.vision.view_stats import dataset_feature_stats
+    from jepalab.vision.readout.view_stats import dataset_feature_stats
+    from jepalab.vision.training.pretrain_config import PretrainConfig
 
     config, overrides = split_config(args.items)
     if args.data_dir is not None:
@@ -273,9 +273,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--encoder", default="auto",
                    help="auto: the method's default (I-JEPA target, MAE encoder), or one of its encoders by name")
     e.add_argument("--checkpoint", default=None, help="checkpoint file (default: RUN/checkpoint.safetensors)")
-    e.add_argument("--condition", default=None, choices=("none", "full-grid"),
-                   help="conditioned methods (ecijepa, our reading): no conditioning or every grid position "
-                        "(default: the run's ecijepa.eval_condition)")
+    e.add_argument("--condition", default=None,
+                   help="conditioned methods: the encoders' conditioning, one of the method's conditions (default: "
+                        "the run's own setting; docs/ecijepa.md)")
     e.add_argument("--out", default=None, help="output folder (default: RUN/embeddings/<data>-<split>-<enc>-<pool>)")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--limit", type=int, default=None, help="first N images only")
@@ -292,9 +292,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     e.add_argument("--readout", default=None, choices=("mean", "last4", "grid2"),
                    help="read-out of the headline metrics (default mean); the read-out table lists every one")
-    e.add_argument("--condition", default=None, choices=("none", "full-grid"),
-                   help="conditioned methods (ecijepa, our reading): evaluate unconditioned or conditioned on every "
-                        "grid position (default: the run's ecijepa.eval_condition)")
+    e.add_argument("--condition", default=None,
+                   help="conditioned methods: the encoders' conditioning, one of the method's conditions (default: "
+                        "the run's own setting; docs/ecijepa.md)")
     e.add_argument("set", nargs="*", metavar="key=value",
                    help="evaluation settings: train_images, test_images, probe, lidar_images, lidar_views, "
                         "subspace_share, seed, batch_size")

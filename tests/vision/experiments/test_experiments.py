@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fake_runs import default_formula, install
 
-from jepalab.vision.evaluation import EvalSettings
 from jepalab.vision.experiments import ExperimentSettings, available_experiments, pretrain_config, run_experiment
 from jepalab.vision.experiments.context_size import CLAIM, PROBE_RANGE_POINTS, decide
 from jepalab.vision.experiments.results import verify
+from jepalab.vision.readout.evaluation import EvalSettings
 
 SEEDS = (0, 1, 2)
 

@@ -1,6 +1,6 @@
 """Real-image experiments (``jepalab experiment NAME``): a joint-embedding method versus a reconstruction method
 (default I-JEPA versus MAE) with the same encoder, views, steps and images, evaluated by
-:mod:`jepalab.vision.evaluation`, one file per experiment, each registered with
+:mod:`jepalab.vision.readout.evaluation`, one file per experiment, each registered with
 :func:`~.registry.register_experiment` and discovered on first use:
 
 - ``noisy-features`` (R1): distractor uptake and probe drop on noisy Fashion-MNIST;

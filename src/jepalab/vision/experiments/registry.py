@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from jepalab.vision.config import PretrainConfig
     from jepalab.vision.experiments.settings import ExperimentSettings
+    from jepalab.vision.training.pretrain_config import PretrainConfig
 
 __all__ = ["Experiment", "available_experiments", "experiment", "register_experiment"]
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jepalab.config import from_dict, merge_dicts, param
-from jepalab.vision.config import COMPILE_MODES, PretrainConfig
-from jepalab.vision.evaluation import EvalSettings
+from jepalab.data.folder import FOLDER_DATASET
 from jepalab.vision.methods import method_spec
+from jepalab.vision.readout.evaluation import EvalSettings
+from jepalab.vision.training.pretrain_config import COMPILE_MODES, PretrainConfig
 
 __all__ = ["MODES", "ExperimentSettings", "pretrain_config"]
 
@@ -105,7 +106,7 @@ def pretrain_config(method: str, dataset: str, options: dict[str, Any], settings
                   "checkpoint_every": max(1, total_steps // settings.snapshots),
                   "snapshot_every": max(1, total_steps // settings.snapshots)},
     }
-    if dataset == "image-folder":
+    if dataset == FOLDER_DATASET:
         own["data"].update(root=settings.folder, image_size=32, store_size=36, crop_scale=[0.3, 1.0],
                            crop_ratio=[0.75, 1.333], limit=None)
     return from_dict(PretrainConfig, merge_dicts(merge_dicts(method_spec(method).small_image_recipe, own), extra or {}))

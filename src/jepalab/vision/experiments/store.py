@@ -18,12 +18,13 @@ from typing import Any
 
 from jepalab.config import config_to_dict, load_config
 from jepalab.rundir import to_jsonable, write_json
-from jepalab.vision.config import RUNTIME_FIELDS, PretrainConfig
-from jepalab.vision.distributed import resolve_device
-from jepalab.vision.evaluation import EvalSettings, evaluate_run, run_checkpoints
 from jepalab.vision.experiments.settings import ExperimentSettings
-from jepalab.vision.runs import CHECKPOINT
-from jepalab.vision.train import pretrain
+from jepalab.vision.readout.evaluation import EvalSettings, evaluate_run
+from jepalab.vision.readout.run import Run
+from jepalab.vision.training.distributed import resolve_device
+from jepalab.vision.training.loop import pretrain
+from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS, PretrainConfig
+from jepalab.vision.training.run_dir import CHECKPOINT
 
 __all__ = ["execute", "run_folder", "run_key"]
 
@@ -53,7 +54,7 @@ def _evaluation_current(run: Path, which: str, settings: EvalSettings) -> dict[s
     result = _read_json(run / "eval.json")
     if result is None or result.get("settings") != to_jsonable(vars(settings)):
         return None
-    return result if len(result["checkpoints"]) == len(run_checkpoints(run, which)) else None
+    return result if len(result["checkpoints"]) == len(Run(run).select(which)) else None
 
 
 def train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings) -> dict[str, Any]:

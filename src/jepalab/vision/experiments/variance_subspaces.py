@@ -13,6 +13,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from jepalab.data.folder import FOLDER_DATASET
 from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure
 from jepalab.vision.experiments.noisy_features import noisy_runs
@@ -33,7 +34,7 @@ class VarianceSubspaces(Experiment):
 
     def runs(self, settings: ExperimentSettings) -> list[tuple[dict[str, Any], Any]]:
         if settings.folder:
-            return [({"method": m, "seed": s}, pretrain_config(m, "image-folder", {}, settings, s))
+            return [({"method": m, "seed": s}, pretrain_config(m, FOLDER_DATASET, {}, settings, s))
                     for m in settings.methods for s in settings.seeds]
         return [({"method": labels["method"], "seed": labels["seed"]}, cfg)
                 for labels, cfg in noisy_runs(settings, (0.0,))]

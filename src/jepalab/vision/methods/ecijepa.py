@@ -29,14 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from jepalab.config import param
-from jepalab.vision.ijepa import IJEPA, Predictor
-from jepalab.vision.masks import Masks, MultiBlockMasks
-from jepalab.vision.methods.ijepa import IJEPAMethod
+from jepalab.vision.methods.ijepa import IJEPA, IJEPAMethod, Predictor
 from jepalab.vision.methods.registry import register_method
-from jepalab.vision.vit import ViT
+from jepalab.vision.models.masks import Masks, MultiBlockMasks
+from jepalab.vision.models.vit import ViT
 
 if TYPE_CHECKING:
-    from jepalab.vision.config import PretrainConfig
+    from jepalab.vision.training.pretrain_config import PretrainConfig
 
 __all__ = ["CONDITIONS", "ECIJEPA", "ConditionedViT", "ECIJEPAConfig", "ECIJEPAMethod"]
 
@@ -124,7 +123,7 @@ class ConditionedViT(ViT):
 
 class ECIJEPA(IJEPA):
     """I-JEPA objective with conditioned encoders: the context encoder sees the target blocks' positions, the target
-    encoder the context block's; predictor, loss and EMA as :class:`~jepalab.vision.ijepa.IJEPA`."""
+    encoder the context block's; predictor, loss and EMA as :class:`~jepalab.vision.methods.ijepa.IJEPA`."""
 
     encoder: ConditionedViT
     target_encoder: ConditionedViT
@@ -148,6 +147,7 @@ class ECIJEPAMethod(IJEPAMethod):
     """EC-IJEPA (our reading): I-JEPA with position-conditioned encoders; evaluation conditions as configured."""
 
     name, label = "ecijepa", "EC-IJEPA (our reading)"
+    conditions = CONDITIONS
     sections: ClassVar[dict[str, type]] = {**IJEPAMethod.sections, "ecijepa": ECIJEPAConfig}
 
     def encoder_factory(self, cfg: PretrainConfig) -> Callable[..., ViT]:

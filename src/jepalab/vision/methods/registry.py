@@ -24,11 +24,12 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from jepalab.vision.config import PretrainConfig
-    from jepalab.vision.masks import Masks
-    from jepalab.vision.vit import ViT
+    from jepalab.vision.models.masks import Masks
+    from jepalab.vision.models.vit import ViT
+    from jepalab.vision.training.pretrain_config import PretrainConfig
 
-__all__ = ["MethodSpec", "available_methods", "encoder_names", "method_sections", "method_spec", "register_method"]
+__all__ = ["MethodSpec", "available_methods", "condition_names", "encoder_names", "method_sections", "method_spec",
+           "register_method"]
 
 OPTIMISER_FIELDS = ("lr", "start_lr", "final_lr", "weight_decay", "final_weight_decay", "betas")
 
@@ -49,7 +50,8 @@ class MethodSpec(ABC):
     default_encoder: ClassVar[str] = ""  # the encoder evaluation reads by default ("": the first of ``encoders``)
     aliases: ClassVar[dict[str, str]] = {}  # other names accepted for an encoder
     head: ClassVar[str] = "head"  # name of the parameters outside the encoders (predictor, decoder)
-    init: ClassVar[str] = "mae"  # ViT init style (jepalab.vision.vit.init_weights)
+    conditions: ClassVar[tuple[str, ...]] = ()  # evaluation conditionings a conditioned method accepts (EC-IJEPA)
+    init: ClassVar[str] = "mae"  # ViT init style (jepalab.vision.models.vit.init_weights)
 
     def validate(self, cfg: PretrainConfig) -> None:
         """Cross-field checks of the method's sections; raise ``ValueError`` naming the field (default: none)."""
@@ -60,14 +62,14 @@ class MethodSpec(ABC):
         return False
 
     def encoder_factory(self, cfg: PretrainConfig) -> Callable[..., ViT]:
-        """Builds the encoder from :class:`~jepalab.vision.vit.ViT`'s arguments (default: the shared ViT)."""
-        from jepalab.vision.vit import ViT
+        """Builds the encoder from :class:`~jepalab.vision.models.vit.ViT`'s arguments (default: the shared ViT)."""
+        from jepalab.vision.models.vit import ViT
 
         return ViT
 
     def eval_encoder(self, cfg: PretrainConfig, encoder: ViT, condition: str | None = None) -> tuple[ViT, str]:
         """(encoder as evaluation and ``embed`` read it, a protocol note printed with its numbers; "" = none).
-        ``condition`` ("none" | "full-grid", None = the run's setting) is for methods with conditioned encoders."""
+        ``condition`` (one of :attr:`conditions`, None = the run's setting) is for methods with conditioned encoders."""
         if condition not in (None, "none"):
             raise ValueError(f"a {self.label} encoder takes no conditioning; --condition {condition!r} is for "
                              "conditioned methods (ecijepa)")
@@ -79,7 +81,7 @@ class MethodSpec(ABC):
 
     @abstractmethod
     def mask_sampler(self, cfg: PretrainConfig) -> Callable[[int, torch.Generator], Masks]:
-        """``sample(batch, generator)`` → the masks of one batch (:class:`~jepalab.vision.masks.Masks`)."""
+        """``sample(batch, generator)`` → the masks of one batch (:class:`~jepalab.vision.models.masks.Masks`)."""
 
     def mask_summary(self, cfg: PretrainConfig, masks: list[Masks]) -> dict[str, Any]:
         """Mask statistics for run.json and ``--dry-run`` from the first batches' masks (default: visible share)."""
@@ -187,6 +189,11 @@ def method_sections() -> dict[str, type]:
     """Every registered method's config sections (name → dataclass): each config holds all of them."""
     _discover()
     return _section_types()
+
+
+def condition_names() -> tuple[str, ...]:
+    """Every evaluation conditioning a registered method accepts (``--condition``)."""
+    return tuple(dict.fromkeys(c for spec in available_methods().values() for c in spec.conditions))
 
 
 def encoder_names() -> tuple[str, ...]:

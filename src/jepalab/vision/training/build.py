@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from jepalab.vision.config import PretrainConfig
 from jepalab.vision.methods import method_spec
-from jepalab.vision.vit import ViT
+from jepalab.vision.models.vit import ViT
+from jepalab.vision.training.pretrain_config import PretrainConfig
 
 __all__ = ["build_encoder", "build_method"]
 

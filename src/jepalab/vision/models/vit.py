@@ -1,5 +1,5 @@
 """Vision Transformer encoder shared by I-JEPA and MAE (Dosovitskiy et al. 2021): patch embedding, fixed 2-D
-sin-cos positions, pre-norm blocks (attention kernel: :mod:`jepalab.vision.attention`), final LayerNorm.
+sin-cos positions, pre-norm blocks (attention kernel: :mod:`jepalab.vision.models.attention`), final LayerNorm.
 
 Initialisation follows each method's official code: ``"ijepa"`` = truncated normal (std 0.02) for linear and
 patch weights (facebookresearch/ijepa ``helper.init_model``); ``"mae"`` = Xavier-uniform, the patch projection
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jepalab.vision.attention import attend
+from jepalab.vision.models.attention import attend
 
 __all__ = ["POSITION_MEAN_SQUARE", "VIT_SIZES", "Block", "ViT", "ViTSize", "attend", "measure_content_share",
            "patch_std", "sincos_2d"]
@@ -84,7 +84,7 @@ def sincos_2d(dim: int, grid: tuple[int, int]) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention; the kernel is the process-wide choice of :mod:`jepalab.vision.attention`."""
+    """Multi-head self-attention; the kernel is the process-wide choice of :mod:`jepalab.vision.models.attention`."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()

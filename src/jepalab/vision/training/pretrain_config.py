@@ -13,10 +13,9 @@ from typing import Any
 
 from jepalab.config import param, sections
 from jepalab.data.config import DataConfig
-from jepalab.vision.attention import ATTENTION_CHOICES
-from jepalab.vision.masks import MultiBlockMasker
 from jepalab.vision.methods.registry import OPTIMISER_FIELDS, method_sections, method_spec
-from jepalab.vision.vit import VIT_SIZES, ViTSize
+from jepalab.vision.models.attention import ATTENTION_CHOICES
+from jepalab.vision.models.vit import VIT_SIZES, ViTSize
 
 __all__ = ["COMPILE_MODES", "ModelConfig", "OptimConfig", "PretrainConfig", "TrainConfig"]
 
@@ -152,9 +151,3 @@ class PretrainConfig:
         """Token grid (H/p, W/p)."""
         side = self.data.image_size // self.model.patch_size
         return side, side
-
-    def masker(self) -> MultiBlockMasker:
-        """The multi-block mask sampler of the ``mask`` section (I-JEPA's masks) on this grid."""
-        m = self.mask
-        return MultiBlockMasker(self.grid, m.num_targets, m.target_scale, m.target_aspect, m.context_scale,
-                                m.min_keep, m.allow_overlap, m.full_grid)

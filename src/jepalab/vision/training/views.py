@@ -11,9 +11,9 @@ import torch
 
 from jepalab.data.augment import sample_crops, sample_flips
 from jepalab.data.sampler import step_generator
-from jepalab.vision.config import PretrainConfig
-from jepalab.vision.masks import Masks
 from jepalab.vision.methods import method_spec
+from jepalab.vision.models.masks import Masks
+from jepalab.vision.training.pretrain_config import PretrainConfig
 
 __all__ = ["StepViews", "ViewSampler", "mask_summary"]
 

@@ -5,7 +5,7 @@ architecture and init), computed the same way (docs/evaluation.md).
 Headline, per representation: linear probe (top-1), weighted kNN (k = 20, 200) and RankMe on **centred** features
 (the uncentred values are kept as ``*_uncentred``), LiDAR on augmented views, the top/bottom pixel-variance subspace
 dependence ("our protocol") and, on a dataset with an injected distractor, the R² of decoding its amplitude.
-The read-out table adds, for every read-out (:data:`~jepalab.vision.features.READOUTS`) and every encoder
+The read-out table adds, for every read-out (:data:`~jepalab.vision.models.features.READOUTS`) and every encoder
 (I-JEPA: context and target), the probe, centred kNN-20 and centred RankMe of the trained and the random encoder.
 A checkpoint whose centred RankMe is below :data:`~jepalab.eval.COLLAPSE_RANK_SHARE` of the encoder's width is
 marked ``collapsed`` (the width, not the read-out's dimension: the last4 and grid2 read-outs concatenate correlated
@@ -14,7 +14,6 @@ copies of the same d features).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from jepalab.config import param
-from jepalab.data import augment, build_dataset, eval_view, sample_crops, step_generator
+from jepalab.data import augment, build_dataset, dataset_spec, eval_view, sample_crops, step_generator
 from jepalab.eval import (
     COLLAPSE_RANK_SHARE,
     distractor_r2,
@@ -38,14 +37,12 @@ from jepalab.eval import (
 )
 from jepalab.progress import progress_bar
 from jepalab.rundir import write_csv, write_json
-from jepalab.vision.checkpoint import read_checkpoint
-from jepalab.vision.embeddings import load_encoder, load_method, random_encoder
-from jepalab.vision.features import READOUTS, encode
-from jepalab.vision.methods import encoder_names, method_spec
-from jepalab.vision.runs import CHECKPOINT, load_run_config
-from jepalab.vision.vit import ViT
+from jepalab.vision.methods import condition_names, encoder_names
+from jepalab.vision.models.features import READOUTS, encode
+from jepalab.vision.models.vit import ViT
+from jepalab.vision.readout.run import Run
 
-__all__ = ["EvalSettings", "eval_table", "evaluate_run", "readout_table", "run_checkpoints"]
+__all__ = ["EvalSettings", "eval_table", "evaluate_run", "readout_table"]
 
 
 @dataclass(frozen=True)
@@ -65,41 +62,14 @@ class EvalSettings:
     readouts: tuple[str, ...] = param(READOUTS, choices=READOUTS, help="read-outs of the read-out table ([] none)")
     encoder: str = param("auto", help="encoder of the headline metrics: auto (the method's default: I-JEPA "
                                       "target, the paper's evaluation) or one of its encoders (I-JEPA: context)")
-    condition: str | None = param(None, choices=("none", "full-grid"), help="conditioned methods (ecijepa): the "
-                                  "encoders' conditioning, none or full-grid (default: the run's eval_condition)")
+    condition: str | None = param(None, help="conditioned methods: the encoders' conditioning at evaluation, one of "
+                                  "the method's conditions (default: the run's own setting)")
 
     def __post_init__(self) -> None:
         if self.encoder not in encoder_names():
             raise ValueError(f"encoder must be one of {list(encoder_names())}; got {self.encoder!r}")
-
-
-def run_checkpoints(run: str | Path, which: str = "last") -> list[Path]:
-    """Checkpoint files of ``run``: "last" (checkpoint.safetensors), "all" (every snapshot, then the last) or a
-    step number (its snapshot, or the last checkpoint if it is at that step)."""
-    run = Path(run)
-    last = run / CHECKPOINT
-    snapshots = sorted(run.glob("checkpoint-*.safetensors"))
-    if not last.is_file() and not snapshots:
-        raise FileNotFoundError(f"{run} holds no checkpoint (expected {CHECKPOINT}); train it first")
-    if which == "last":
-        return [last]
-    if which == "all":
-        steps = {_step(path): path for path in snapshots}
-        if last.is_file():
-            steps.setdefault(read_checkpoint(last)[1]["step"], last)
-        return [steps[s] for s in sorted(steps)]
-    if not re.fullmatch(r"\d+", which):
-        raise ValueError(f"--checkpoint must be 'last', 'all' or a step number; got {which!r}")
-    wanted = int(which)
-    for path in [*snapshots, last]:
-        if path.is_file() and _step(path) == wanted:
-            return [path]
-    raise FileNotFoundError(f"{run} has no checkpoint at step {wanted}")
-
-
-def _step(path: Path) -> int:
-    match = re.fullmatch(r"checkpoint-(\d+)\.safetensors", path.name)
-    return int(match.group(1)) if match else int(read_checkpoint(path)[1]["step"])
+        if self.condition is not None and self.condition not in condition_names():
+            raise ValueError(f"condition must be one of {list(condition_names())}; got {self.condition!r}")
 
 
 def _views(images: torch.Tensor, image_size: int, mean: tuple[float, ...], std: tuple[float, ...], views: int,
@@ -156,112 +126,148 @@ def _pca_features(pixels: dict[str, np.ndarray], dim: int) -> dict[str, np.ndarr
     return {key: ((value - pca.mean) @ basis).astype(np.float32) for key, value in pixels.items()}
 
 
-def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettings | None = None,
-                 device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Evaluate ``run``'s checkpoints and its baselines; writes ``RUN/eval.json`` and ``RUN/eval.csv``. Test images:
-    the test split, or for an image folder without ``test/`` a seeded fifth of the training images held out."""
-    settings = settings or EvalSettings()
-    run = Path(run)
-    paths = run_checkpoints(run, checkpoint)
-    cfg = load_run_config(run)
-    _, record = read_checkpoint(paths[-1])
-    mean, std = tuple(record["dataset"]["mean"]), tuple(record["dataset"]["std"])
-    data = replace(cfg.data, limit=None)
+@dataclass
+class _EvalImages:
+    """The images every representation is measured on (normalised views by part), their labels and the facts."""
+
+    views: dict[str, torch.Tensor]  # train, test, views (LiDAR), top, bottom (subspace copies of test)
+    groups: np.ndarray  # LiDAR surrogate class of each view
+    train_y: np.ndarray
+    test_y: np.ndarray
+    amplitude: np.ndarray | None  # the injected distractor's per-image amplitude (noisy datasets)
+    classes: int
+    subspace_rank: int
+
+
+def _eval_images(run: Run, settings: EvalSettings) -> _EvalImages:
+    """Seeded training subset and test images (or, for an image folder without test/, a seeded fifth of the
+    training images held out), normalised as the run trained, plus LiDAR views and the subspace copies."""
+    mean, std = tuple(run.dataset["mean"]), tuple(run.dataset["std"])
+    data = replace(run.config.data, limit=None)
     train_set = build_dataset(data, "train")
     chosen = torch.randperm(len(train_set), generator=step_generator(settings.seed, "eval-train", 0))
     try:
         test_set = build_dataset(data, "test")
     except FileNotFoundError:
-        if data.dataset != "image-folder":
+        if not dataset_spec(data.dataset).test_optional:
             raise
-        held_out = max(2, len(train_set) // 5)  # a folder without test/: hold out a seeded fifth of train
+        held_out = max(2, len(train_set) // 5)  # no test split (an image folder): hold out a seeded fifth of train
         test_set, chosen = train_set.subset(chosen[:held_out].sort().values), chosen[held_out:]
     train_set = train_set.subset(chosen[:settings.train_images].sort().values)
     test_set = test_set.subset(torch.arange(min(settings.test_images, len(test_set))))
     if train_set.images is None or test_set.images is None:
         raise ValueError("jepalab eval needs an in-memory dataset (image folders are cached when small)")
-    size = cfg.data.image_size
-    images = {split: eval_view(part.images, size, mean, std)  # type: ignore[arg-type]
-              for split, part in (("train", train_set), ("test", test_set))}
-    images["views"], groups = _views(test_set.images[:settings.lidar_images], size, mean, std, settings.lidar_views,
-                                     settings.seed)
+    size = run.config.data.image_size
+    views = {split: eval_view(part.images, size, mean, std)  # type: ignore[arg-type]
+             for split, part in (("train", train_set), ("test", test_set))}
+    views["views"], groups = _views(test_set.images[:settings.lidar_images], size, mean, std, settings.lidar_views,
+                                    settings.seed)
     unit = ((0.0,) * train_set.channels, (1.0,) * train_set.channels)  # centre views in [0, 1] for the PCA
     raw = eval_view(test_set.images, size, *unit).double().numpy()  # type: ignore[arg-type]
     pca = fit_pixel_pca(eval_view(train_set.images, size, *unit).double().numpy())  # type: ignore[arg-type]
     copies = subspace_copies(pca, raw, settings.subspace_share)
     for part in ("top", "bottom"):
         pixels = torch.from_numpy(getattr(copies, part)).float()
-        images[part] = (pixels - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
-    train_y, test_y = train_set.labels.numpy(), test_set.labels.numpy()
+        views[part] = (pixels - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
     amplitude = test_set.info["amplitude"].numpy() if "amplitude" in test_set.info else None
-    classes = len(train_set.classes)
+    return _EvalImages(views, groups, train_set.labels.numpy(), test_set.labels.numpy(), amplitude,
+                       len(train_set.classes), copies.rank)
 
-    def features_of(encoder: ViT, readout: str, parts: tuple[str, ...] = tuple(images)) -> dict[str, np.ndarray]:
-        encoder = encoder.to(device)
-        return {key: encode(encoder, images[key].to(device), readout, settings.batch_size).cpu().numpy()
-                for key in parts}
 
-    def full(features: dict[str, np.ndarray]) -> dict[str, Any]:
-        return _metrics(features, train_y, test_y, groups, amplitude, settings, classes)
+def _protocol(run: Run, settings: EvalSettings, headline_encoder: str, note: str, rank: int) -> dict[str, str]:
+    """How every number of eval.json was measured, in words."""
+    return {"features": f"{run.spec.label}: {headline_encoder} encoder on all patches; read-out "
+                        f"{settings.readout!r}; centre view, no masking{'; ' + note if note else ''}",
+            "knn_rankme": "centred features (training mean subtracted); *_uncentred without",
+            "subspace": f"our protocol, f = {settings.subspace_share}, PCA rank {rank}",
+            "lidar": f"{settings.lidar_images} test images × {settings.lidar_views} views (random resized crop 0.3–1, "
+                     "flip)",
+            "distractor_r2": "5-fold cross-validated ridge R² of the per-image amplitude (test images)",
+            "collapse": f"collapsed = centred RankMe < {COLLAPSE_RANK_SHARE:g} × width"}
 
-    def light(features: dict[str, np.ndarray]) -> dict[str, Any]:
-        return _light_metrics(features["train"], features["test"], train_y, test_y, settings, classes)
 
-    headline = settings.readout
-    pixels = {key: value.flatten(1).numpy() for key, value in images.items()}
-    spec = method_spec(cfg.method)
-    baseline, note = spec.eval_encoder(cfg, random_encoder(run, seed=settings.seed), settings.condition)
-    last = load_method(run, paths[-1])[0]
-    headline_encoder, _ = spec.select_encoder(last, settings.encoder)
-    modules = spec.encoder_modules(last)
-    trained = {name: spec.eval_encoder(cfg, modules[name], settings.condition)[0]
-               for name in spec.encoders}  # the read-out table's encoders, in the spec's order
-    result: dict[str, Any] = {
-        "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
-        "settings": vars(settings).copy(), "readout": headline, "condition": note,
-        "protocol": {"features": f"{spec.label}: {headline_encoder} encoder on all patches; read-out {headline!r}; "
-                                 f"centre view, no masking{'; ' + note if note else ''}",
-                     "knn_rankme": "centred features (training mean subtracted); *_uncentred without",
-                     "subspace": f"our protocol, f = {settings.subspace_share}, PCA rank {copies.rank}",
-                     "lidar": f"{settings.lidar_images} test images × {settings.lidar_views} views (random resized "
-                              "crop 0.3–1, flip)",
-                     "distractor_r2": "5-fold cross-validated ridge R² of the per-image amplitude (test images)",
-                     "collapse": f"collapsed = centred RankMe < {COLLAPSE_RANK_SHARE:g} × width"},
-        "baselines": {}, "checkpoints": [], "readouts": []}
-    units = len(paths) + 3 + len(settings.readouts) * (len(trained) + 1)
-    bar = progress_bar(total=units, disable=not progress, desc=f"eval {run.name}", unit="repr")
-    result["baselines"]["pixels"] = full(pixels)
-    bar.update()
-    random_features = features_of(baseline, headline)
-    result["baselines"]["random"] = full(random_features)
-    bar.update()
-    result["baselines"]["pixels_pca"] = full(_pca_features(pixels, random_features["train"].shape[1]))
-    bar.update()
-    for path in paths:
-        encoder = load_encoder(run, settings.encoder, path, condition=settings.condition)
-        metrics = full(features_of(encoder, headline))
-        metrics["collapsed"] = is_collapsed(metrics["rankme"], encoder.dim)  # the encoder's width, any read-out
-        result["checkpoints"].append({"step": encoder.run_info["step"], "checkpoint": path.name,
-                                      "encoder": encoder.run_info["encoder"], **metrics})
-        bar.update()
-    step = result["checkpoints"][-1]["step"]
-    computed = {(result["checkpoints"][-1]["encoder"], headline): result["checkpoints"][-1],
-                ("random", headline): result["baselines"]["random"]}  # the headline rows: measured above
+class _Measure:
+    """Features of an encoder on the evaluation images, and every metric of them."""
+
+    def __init__(self, data: _EvalImages, settings: EvalSettings, device: str | torch.device):
+        self.data, self.settings, self.device = data, settings, device
+
+    def features(self, encoder: ViT, readout: str, parts: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        encoder = encoder.to(self.device)
+        return {key: encode(encoder, self.data.views[key].to(self.device), readout, self.settings.batch_size)
+                .cpu().numpy() for key in (parts or tuple(self.data.views))}
+
+    def full(self, features: dict[str, np.ndarray]) -> dict[str, Any]:
+        d = self.data
+        return _metrics(features, d.train_y, d.test_y, d.groups, d.amplitude, self.settings, d.classes)
+
+    def light(self, features: dict[str, np.ndarray]) -> dict[str, Any]:
+        d = self.data
+        return _light_metrics(features["train"], features["test"], d.train_y, d.test_y, self.settings, d.classes)
+
+
+def _readout_rows(run: Run, measure: _Measure, result: dict[str, Any], baseline: ViT) -> list[dict[str, Any]]:
+    """The read-out table: probe, kNN and RankMe of every encoder (and the random init) under every read-out; the
+    headline rows are taken from the measurements already made."""
+    settings, last = measure.settings, result["checkpoints"][-1]
+    trained = run.encoders(last["step"], settings.condition)
+    computed = {(last["encoder"], settings.readout): last, ("random", settings.readout): result["baselines"]["random"]}
+    rows = []
     for readout in settings.readouts:
-        for name, encoder in [*trained.items(), ("random", baseline)]:
+        for name, encoder in [*((n, trained[n]) for n in run.spec.encoders), ("random", baseline)]:
             known = computed.get((name, readout))
-            metrics = light(features_of(encoder, readout, ("train", "test"))) if known is None \
+            metrics = measure.light(measure.features(encoder, readout, ("train", "test"))) if known is None \
                 else {key: known[key] for key in LIGHT_KEYS}
             metrics.pop("probe_protocol", None)
-            result["readouts"].append({"representation": "random init" if name == "random" else f"{name} @ {step}",
-                                       "readout": readout, **metrics,
-                                       "collapsed": is_collapsed(metrics["rankme"], encoder.dim)})
-            bar.update()
-    if result["readouts"]:
+            rows.append({"representation": "random init" if name == "random" else f"{name} @ {last['step']}",
+                         "readout": readout, **metrics, "collapsed": is_collapsed(metrics["rankme"], encoder.dim)})
+    if rows:
         for name in ("pixels", "pixels_pca"):
             row = {key: result["baselines"][name][key] for key in LIGHT_KEYS}
-            result["readouts"].append({"representation": name.replace("_", " "), "readout": "pixels", **row})
+            rows.append({"representation": name.replace("_", " "), "readout": "pixels", **row})
+    return rows
+
+
+def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettings | None = None,
+                 device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Evaluate ``run``'s checkpoints and its baselines; writes ``RUN/eval.json`` and ``RUN/eval.csv``. Test images:
+    the test split, or for an image folder without ``test/`` a seeded fifth of the training images held out."""
+    settings = settings or EvalSettings()
+    folder, handle = Path(run), Run(run, device)
+    steps = handle.select(checkpoint)
+    data = _eval_images(handle, settings)
+    measure = _Measure(data, settings, device)
+    baseline, note = handle.random_encoder(settings.seed, settings.condition)
+    headline_encoder = handle.spec.select_encoder(handle.method()[0], settings.encoder)[0]
+    cfg = handle.config
+    result: dict[str, Any] = {
+        "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
+        "settings": vars(settings).copy(), "readout": settings.readout, "condition": note,
+        "protocol": _protocol(handle, settings, headline_encoder, note, data.subspace_rank),
+        "baselines": {}, "checkpoints": [], "readouts": []}
+    units = len(steps) + 3 + len(settings.readouts) * (len(handle.spec.encoders) + 1)
+    bar = progress_bar(total=units, disable=not progress, desc=f"eval {folder.name}", unit="repr")
+    pixels = {key: value.flatten(1).numpy() for key, value in data.views.items()}
+    result["baselines"]["pixels"] = measure.full(pixels)
+    random_features = measure.features(baseline, settings.readout)
+    result["baselines"]["random"] = measure.full(random_features)
+    result["baselines"]["pixels_pca"] = measure.full(_pca_features(pixels, random_features["train"].shape[1]))
+    bar.update(3)
+    for step in steps:
+        encoder = handle.encoder(settings.encoder, step, settings.condition)
+        metrics = measure.full(measure.features(encoder, settings.readout))
+        metrics["collapsed"] = is_collapsed(metrics["rankme"], encoder.dim)  # the encoder's width, any read-out
+        result["checkpoints"].append({"step": step, "checkpoint": Path(encoder.run_info["checkpoint"]).name,
+                                      "encoder": encoder.run_info["encoder"], **metrics})
+        bar.update()
+    result["readouts"] = _readout_rows(handle, measure, result, baseline)
     bar.close()
+    _write_eval(folder, result)
+    return result
+
+
+def _write_eval(run: Path, result: dict[str, Any]) -> None:
+    """eval.json, eval.csv (baselines and checkpoints) and eval_readouts.csv of ``result``."""
     write_json(run / "eval.json", result)
     rows = [{"step": "baseline", "representation": name, **{k: v for k, v in m.items() if k != "probe_protocol"}}
             for name, m in result["baselines"].items()]
@@ -271,7 +277,6 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     write_csv(run / "eval.csv", rows)
     if result["readouts"]:
         write_csv(run / "eval_readouts.csv", result["readouts"])
-    return result
 
 
 def eval_table(result: dict[str, Any]) -> str:

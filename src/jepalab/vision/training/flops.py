@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from jepalab.vision.build import build_method
-from jepalab.vision.config import PretrainConfig
-from jepalab.vision.masks import Masks
+from jepalab.vision.models.masks import Masks
+from jepalab.vision.training.build import build_method
+from jepalab.vision.training.pretrain_config import PretrainConfig
 
 __all__ = ["step_flops"]
 

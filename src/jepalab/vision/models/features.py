@@ -8,7 +8,7 @@ import warnings
 import torch
 
 from jepalab.eval import collapse_diagnostics, token_spread
-from jepalab.vision.vit import ViT, measure_content_share
+from jepalab.vision.models.vit import ViT, measure_content_share
 
 __all__ = ["POOLINGS", "READOUTS", "collapse_report", "encode", "pool"]
 

@@ -4,7 +4,7 @@ For a unit pixel direction v, context view x = the centred image restricted to t
 y = the centred image restricted to the target tokens (MAE: the removed patches; I-JEPA: the union of the target
 blocks): λ(v) = E[(vᵀy)(vᵀx)] (covariance between the views along v) and ρ(v) = λ(v)/E[(vᵀx)²] (the regression
 coefficient of vᵀy on vᵀx), the deep-linear theory's λ and ρ (Littwin et al. 2024, §3) for that feature. The views
-come from the method's masks (:meth:`~jepalab.vision.masks.Masks.membership`).
+come from the method's masks (:meth:`~jepalab.vision.models.masks.Masks.membership`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from jepalab.data.sampler import step_generator
-from jepalab.vision.config import PretrainConfig
 from jepalab.vision.methods import method_spec
+from jepalab.vision.training.pretrain_config import PretrainConfig
 
 __all__ = ["masked_view_moments", "token_masks"]
 
@@ -54,10 +54,9 @@ def masked_view_moments(images: torch.Tensor, directions: torch.Tensor, cfg: Pre
 def dataset_feature_stats(cfg: PretrainConfig, images: int = 5000, components: int = 3,
                           draws: int = 4) -> list[dict[str, float | str]]:
     """λ and ρ under ``cfg``'s masks of the top ``components`` content directions (pixel PCA of the clean images)
-    and, for ``noisy-fashion-mnist``, of the distractor texture: one record per direction."""
+    and, for a dataset with an injected distractor (its ``info`` holds ``distractor_texture`` and ``clean_images``),
+    of the distractor texture: one record per direction."""
     from jepalab.data import build_dataset
-    from jepalab.data.fashion_mnist import load_fashion_mnist
-    from jepalab.data.noisy import distractor_texture
     from jepalab.eval import fit_pixel_pca
 
     dataset = build_dataset(cfg.data)
@@ -65,13 +64,13 @@ def dataset_feature_stats(cfg: PretrainConfig, images: int = 5000, components: i
         raise ValueError(f"data stats needs an in-memory dataset stored at the model's image size "
                          f"({cfg.data.image_size}); {dataset.name} is stored at {dataset.size}")
     pixels = dataset.images[:images].double() / 255
-    noisy = dataset.name == "noisy-fashion-mnist"
-    clean = load_fashion_mnist(cfg.data.root, cfg.data.split).images[:images].double() / 255 if noisy else pixels
+    noisy = "distractor_texture" in dataset.info
+    clean = dataset.info["clean_images"][:images].double() / 255 if noisy else pixels
     pca = fit_pixel_pca(clean.flatten(1).numpy())
     directions = [torch.from_numpy(pca.components[:, k].copy()) for k in range(components)]
     names = [f"content PC{k + 1}" for k in range(components)]
     if noisy:
-        directions.insert(0, distractor_texture(int(dataset.info["options"]["seed"]), dataset.size).flatten().double())
+        directions.insert(0, torch.from_numpy(dataset.info["distractor_texture"]).flatten().double())
         names.insert(0, "distractor")
     moments = masked_view_moments(pixels, torch.stack(directions), cfg, draws, cfg.seed)
     return [{"direction": name, **{key: float(value[i]) for key, value in moments.items()}}

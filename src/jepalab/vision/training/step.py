@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from jepalab.vision.config import PretrainConfig
 from jepalab.vision.methods import MethodSpec
-from jepalab.vision.schedules import cosine, warmup_cosine
+from jepalab.vision.training.pretrain_config import PretrainConfig
+from jepalab.vision.training.schedules import cosine, warmup_cosine
 
 __all__ = ["TrainStep", "make_optimizer", "parameter_groups"]
 

@@ -27,20 +27,20 @@ from jepalab.data.dataset import ImageDataset
 from jepalab.eval import COLLAPSE_RANK_SHARE, is_collapsed
 from jepalab.progress import progress_bar
 from jepalab.rundir import environment, write_json
-from jepalab.vision.attention import resolve_attention, use_attention
-from jepalab.vision.build import build_method
-from jepalab.vision.checkpoint import restore_training, save_checkpoint
-from jepalab.vision.config import PretrainConfig
-from jepalab.vision.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown
-from jepalab.vision.features import collapse_report
-from jepalab.vision.flops import step_flops
 from jepalab.vision.methods import MethodSpec, method_spec
-from jepalab.vision.plots import plot_run
-from jepalab.vision.precision import autocast_for, describe_precision, resolve_precision
-from jepalab.vision.runs import CHECKPOINT, collapse_summary, prepare_run_dir, truncate_metrics
-from jepalab.vision.step import TrainStep
-from jepalab.vision.views import ViewSampler, mask_summary
-from jepalab.vision.vit import measure_content_share
+from jepalab.vision.models.attention import resolve_attention, use_attention
+from jepalab.vision.models.features import collapse_report
+from jepalab.vision.models.vit import measure_content_share
+from jepalab.vision.training.build import build_method
+from jepalab.vision.training.checkpoint import restore_training, save_checkpoint
+from jepalab.vision.training.curves import plot_run
+from jepalab.vision.training.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown
+from jepalab.vision.training.flops import step_flops
+from jepalab.vision.training.precision import autocast_for, describe_precision, resolve_precision
+from jepalab.vision.training.pretrain_config import PretrainConfig
+from jepalab.vision.training.run_dir import CHECKPOINT, collapse_summary, prepare_run_dir, truncate_metrics
+from jepalab.vision.training.step import TrainStep
+from jepalab.vision.training.views import ViewSampler, mask_summary
 
 __all__ = ["TrainingDiverged", "pretrain"]
 

@@ -11,9 +11,9 @@ from typing import Any
 from jepalab.config import ConfigError, config_to_dict, load_config, save_config
 from jepalab.eval import COLLAPSE_RANK_SHARE
 from jepalab.rundir import atomic_write_text, new_run_dir
-from jepalab.vision.config import RUNTIME_FIELDS, PretrainConfig
-from jepalab.vision.distributed import DistInfo, broadcast_object
-from jepalab.vision.plots import read_metrics
+from jepalab.vision.training.curves import read_metrics
+from jepalab.vision.training.distributed import DistInfo, broadcast_object
+from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS, PretrainConfig
 
 __all__ = ["CHECKPOINT", "collapse_summary", "load_run_config", "prepare_run_dir", "truncate_metrics"]
 
