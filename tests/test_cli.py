@@ -46,7 +46,8 @@ def test_user_errors_are_one_line_without_traceback(capsys):
         (["pretrain", "cfg.yaml", "--stop-after", "3", "a=1", "--dry-run", "b.c=[1, 2]"], "items",
          ["cfg.yaml", "a=1", "b.c=[1, 2]"]),
         (["data", "stats", "cfg.yaml", "--images", "3", "a=1"], "items", ["cfg.yaml", "a=1"]),
-        (["experiment", "depth", "--quick", "epochs=5", "--out", "X", "seeds=[0]"], "set", ["epochs=5", "seeds=[0]"]),
+        (["experiment", "depth", "--quick", "epochs=5", "--out", "X", "seeds=[0]"], "items",
+         ["depth", "epochs=5", "seeds=[0]"]),
         (["eval", "RUN", "--device", "cpu", "probe=ridge"], "set", ["probe=ridge"]),
     ],
 )

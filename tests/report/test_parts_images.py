@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -74,3 +75,60 @@ def test_report_part_reads_reused_experiments(tmp_path: Path) -> None:
     r2 = next(f for f in output.findings if f.key == "R2")
     assert r2.figure == "parts/images/variance-subspaces/variance_subspaces.png"  # copied inside the report
     assert (report / r2.figure).is_file()
+
+
+def _context_size_folder(root: Path, held: bool) -> Path:
+    folder = root / "ctx"
+    folder.mkdir(parents=True)
+    summary = {"experiment": "context-size", "mode": "quick", "seeds": 1, "held": held, "rule": "range ≤ 3 points",
+               "checks": {"probe_range": "EC-IJEPA 1.00 points ≤ 3"}, "measured": {"threshold_points": 3.0},
+               "claim": "c"}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "context_size.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return folder
+
+
+def test_the_optional_ec_ijepa_claim_is_shown_only_with_its_results(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "summary.json").write_text(json.dumps({"experiment": "depth"}))
+    without = reproduce(tmp_path / "r1", mode="quick", reuse=[other], progress=False, results=None,
+                        only=["images"])
+    assert all(c["key"] != "E1" for c in without["claims"])
+    folder = _context_size_folder(tmp_path, held=False)
+    shown = reproduce(tmp_path / "r2", mode="quick", reuse=[folder], progress=False, only=["beyond"], results=None)
+    (claim,) = [c for c in shown["claims"] if c["key"] == "E1"]
+    assert claim["verdict"] == "does not hold" and "EC-IJEPA, our reading" in claim["provenance"]
+    assert claim["figure"] == "parts/beyond/context-size/context_size.png"
+    assert (tmp_path / "r2" / claim["figure"]).is_file()
+
+
+def test_a_registered_toy_experiment_appears_in_help_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The registries are the only lists: a new experiment is listed by `jepalab experiment --help` and its claim
+    gets a row in the report, with no other file edited."""
+    from jepalab.cli import main
+    from jepalab.vision.experiments import registry
+    from jepalab.vision.experiments.noisy_features import NoisyFeatures
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry.available_experiments()))
+
+    @registry.register_experiment
+    class Toy(NoisyFeatures):
+        """A toy copy of noisy-features."""
+
+        name, claim_key = "toy-noise", "T1"
+        report_claim: ClassVar[dict[str, str] | None] = {"statement": "toy", "source": "beyond the paper",
+                                                         "provenance": "a test", "paper_says": "nothing"}
+
+    with pytest.raises(SystemExit):
+        main(["experiment", "--help"])
+    assert "toy-noise: A toy copy of noisy-features." in capsys.readouterr().out
+    install(monkeypatch)
+    settings = ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1))
+    run_experiments(["toy-noise"], {"toy-noise": tmp_path / "results" / "toy-noise"}, settings, tmp_path / "store",
+                    say=lambda _: None)
+    report = reproduce(tmp_path / "report", mode="quick", progress=False, only=["images"],
+                       results=tmp_path / "results")
+    toy = next(c for c in report["claims"] if c["key"] == "T1")
+    assert toy["verdict"] == "holds" and toy["statement"] == "toy"

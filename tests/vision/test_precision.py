@@ -11,7 +11,8 @@ import torch
 from pretrain_helpers import run_pretrain, step_losses, tiny_overrides
 from test_ddp import free_port
 
-from jepalab.vision import precision, read_checkpoint
+from jepalab.vision import read_checkpoint
+from jepalab.vision.training import precision
 from jepalab.vision.training.precision import describe_precision, resolve_precision
 
 # Per-step losses of a bf16-autocast run vs the fp32 run (same seed, data and masks; 32 steps, pico model, lr 1e-3;

@@ -23,7 +23,7 @@ from jepalab.plotting import pyplot
 from jepalab.rundir import environment, save_figure, write_csv, write_json
 from jepalab.theory import critical_time, format_order, learning_order
 
-__all__ = ["EXPERIMENTS", "run_experiment"]
+__all__ = ["EXPERIMENTS", "register_linear_experiment", "run_experiment"]
 
 OPP_LAM = (1.0, 0.9667, 0.9333, 0.9)  # the order-flip preset of Figure 2 (c)/(f) (docs/theory.md)
 OPP_RHO = (0.4, 0.55, 0.7, 0.85)
@@ -71,6 +71,24 @@ def _curves(ax: Any, result: TrainResult, title: str, run: int = 0) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
+EXPERIMENTS: dict[str, Callable[[int], Outcome]] = {}
+"""``jepalab linear experiment NAME``: name → ``run(seed) -> (rows, summary, (ncols, plot, [nrows]))``, in
+registration order (filled by :func:`register_linear_experiment`)."""
+
+
+def register_linear_experiment(name: str) -> Callable[[Callable[[int], Outcome]], Callable[[int], Outcome]]:
+    """Decorator registering a linear experiment under ``name`` (names are unique)."""
+
+    def decorate(run: Callable[[int], Outcome]) -> Callable[[int], Outcome]:
+        if name in EXPERIMENTS and EXPERIMENTS[name].__qualname__ != run.__qualname__:
+            raise ValueError(f"linear experiment {name!r} is already registered")
+        EXPERIMENTS[name] = run
+        return run
+
+    return decorate
+
+
+@register_linear_experiment("ema")
 def ema(seed: int) -> Outcome:
     """JEPA with an EMA target (λ equal, ρ spread; the theory's stop-gradient order is decreasing ρ)."""
     lam, rho, depth, eps = np.ones(4), np.asarray(OPP_RHO), 2, 1e-2
@@ -103,6 +121,7 @@ def ema(seed: int) -> Outcome:
                   "momenta_broken": broken}, (len(momenta), plot)
 
 
+@register_linear_experiment("nondiagonal")
 def nondiagonal(seed: int) -> Outcome:
     """Σxx and Σyx not simultaneously diagonal (static model with a mixing I + s·G); prediction from the
     generalised eigenbasis."""
@@ -146,6 +165,7 @@ def nondiagonal(seed: int) -> Outcome:
     return rows, {"statement": statement, "max_rel_error": worst, "order_failures": fails}, (len(strengths), plot, 2)
 
 
+@register_linear_experiment("init")
 def init(seed: int) -> Outcome:
     """Unbalanced / unaligned / per-feature-heterogeneous init (docs/linear.md, "Init"), 3 seeds each, by flow."""
     lam, rho, depth, eps, runs = np.asarray(OPP_LAM), np.asarray(OPP_RHO), 3, 1e-3, 3
@@ -182,6 +202,7 @@ def init(seed: int) -> Outcome:
                   "mean_held_at_end": {f"{o} {n}": v[2] for (o, n), v in table.items()}}, (4, plot, 2)
 
 
+@register_linear_experiment("finite-sample")
 def finite_sample(seed: int) -> Outcome:
     """Fresh minibatches and finite datasets (full batch) vs population gradients, 4 seeds each."""
     lam, rho, depth, eps, runs = np.asarray(OPP_LAM), np.asarray(OPP_RHO), 2, 1e-2, 3
@@ -258,6 +279,7 @@ def _noise_sweep(models: list[tuple[float, GaussianViews]], depth: int, eps: flo
                   "mae_flips_at": first["mae"]}, (1, plot)
 
 
+@register_linear_experiment("static")
 def static(seed: int) -> Outcome:
     """Static model: feature 2 has more signal (λ) but gets context noise; feature 1 is clean."""
     del seed  # deterministic
@@ -266,6 +288,7 @@ def static(seed: int) -> Outcome:
     return _noise_sweep(models, 3, 1e-2, noisy=1, clean=0, what="static model x = z + n_x, y = z + n_y")
 
 
+@register_linear_experiment("dynamic")
 def dynamic(seed: int) -> Outcome:
     """Dynamic model: equal autocorrelation, feature 1 has the larger innovation variance and gets observation
     noise (which lowers its ρ below the autocorrelation)."""
@@ -275,6 +298,7 @@ def dynamic(seed: int) -> Outcome:
     return _noise_sweep(models, 3, 1e-2, noisy=0, clean=1, what="dynamic AR(1) model, x = z_t + n, y = z_t+1 + n")
 
 
+@register_linear_experiment("nonlinear")
 def nonlinear(seed: int) -> Outcome:
     """Same data with a ReLU or tanh between the encoder layers (autograd, large minibatches); equal λ and
     spread ρ, where the linear theory makes JEPA ρ-greedy."""
@@ -309,12 +333,6 @@ def nonlinear(seed: int) -> Outcome:
         axes[0, 0].legend(fontsize=7)
 
     return rows, {"statement": statement, "order_kept": kept}, (3, plot, 2)
-
-
-EXPERIMENTS: dict[str, Callable[[int], Outcome]] = {
-    "ema": ema, "nondiagonal": nondiagonal, "init": init, "finite-sample": finite_sample, "static": static,
-    "dynamic": dynamic, "nonlinear": nonlinear,
-}
 
 
 def run_experiment(name: str, out: str | Path, seed: int = 0) -> dict[str, Any]:

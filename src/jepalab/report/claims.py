@@ -109,7 +109,58 @@ class Part:
     uses_reuse: bool = False
     shown: Callable[[tuple[Path, ...], Path | None], bool] | None = None  # None: always; else when true for
     # (--reuse folders, results folder)
+    order: int = 0  # report order (ascending)
 
     def runs_in(self, mode: str, reuse: tuple[Path, ...]) -> bool:
         """Whether the part runs: in its modes, or in any mode when it can evaluate runs passed with --reuse."""
         return mode in self.modes or (self.uses_reuse and bool(reuse))
+
+
+_PARTS: dict[str, Part] = {}
+
+
+def report_part(name: str, title: str, claims: tuple[ClaimSpec, ...], estimate_s: dict[str, float], *, order: int,
+                modes: tuple[str, ...] = ("quick", "full"), uses_reuse: bool = False,
+                shown: Callable[[tuple[Path, ...], Path | None], bool] | None = None) -> Callable:
+    """Decorator registering ``run(ctx) -> PartOutput`` as the report part ``name`` (names are unique; the modules
+    ``jepalab.report.parts_*`` are discovered by :func:`registered_parts`)."""
+
+    def decorate(run: Callable[[PartContext], PartOutput]) -> Callable[[PartContext], PartOutput]:
+        existing = _PARTS.get(name)
+        if existing is not None and existing.run.__qualname__ != run.__qualname__:
+            raise ValueError(f"report part {name!r} is already registered by {existing.run.__module__}")
+        _PARTS[name] = Part(name, title, claims, run, estimate_s, modes, uses_reuse, shown, order)
+        return run
+
+    return decorate
+
+
+_FACTORIES: list[Callable[[], tuple[Part, ...]]] = []
+
+
+def report_part_factory(build: Callable[[], tuple[Part, ...]]) -> Callable[[], tuple[Part, ...]]:
+    """Decorator registering a function that builds parts when the report runs (parts whose claims come from another
+    registry, such as the real-image experiments)."""
+    if build not in _FACTORIES:
+        _FACTORIES.append(build)
+    return build
+
+
+def registered_parts() -> tuple[Part, ...]:
+    """Every registered report part in report order, factories' parts included (imports every
+    ``jepalab.report.parts_*`` module once)."""
+    import importlib
+    import pkgutil
+
+    import jepalab.report as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.startswith("parts_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    built = [part for build in _FACTORIES for part in build()]
+    return tuple(sorted([*_PARTS.values(), *built], key=lambda part: part.order))
+
+
+def module_parts(module: str) -> tuple[Part, ...]:
+    """The parts registered by ``module`` (its ``run`` functions live there), in report order."""
+    return tuple(sorted((p for p in _PARTS.values() if p.run.__module__ == module), key=lambda part: part.order))

@@ -1,6 +1,8 @@
-"""Report part for the real-image experiments (R1–R3): read from the committed results folders
-(``results/<experiment>/``, written by ``jepalab experiment ... --standard``) with every verdict recomputed from
-results.csv, or from experiment folders passed with ``--reuse``, or run at GPU scale in ``--full``."""
+"""Report parts for the real-image experiments, built from the experiment registry: every registered experiment with
+a ``report_claim`` (R1–R3; E1 and others marked ``report_optional`` appear only when their results exist). Each is read
+from its committed results folder (``results/<experiment>/``, written by ``jepalab experiment ... --standard``) with
+its verdict recomputed from results.csv, or from a folder passed with ``--reuse``, or run at GPU scale in
+``--full``."""
 
 from __future__ import annotations
 
@@ -9,26 +11,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jepalab.report.claims import ClaimSpec, Finding, Part, PartContext, PartOutput
+from jepalab.report.claims import ClaimSpec, Finding, Part, PartContext, PartOutput, report_part_factory
 from jepalab.report.results_figure import effects_figure
 
-IMAGE_CLAIMS = (
-    ClaimSpec("R1", "On Fashion-MNIST with an injected noisy feature (large λ, small ρ), MAE's representation takes up "
-                    "the distractor and loses label accuracy as its strength grows; I-JEPA's does so far less.",
-              "beyond the paper",
-              "the paper's thesis tested on real images (Littwin et al. 2024, abstract and discussion); our protocol "
-              "(docs/experiments.md)",
-              "The paper shows this for deep linear models only; no real-image distractor experiment."),
-    ClaimSpec("R2", "I-JEPA's features depend more on the low-variance (bottom) pixel subspace than MAE's.",
-              "beyond the paper", "Littwin et al. 2024 (real-data comparison, numbers not "
-                                  "recovered); Balestriero & LeCun 2024; our protocol (docs/experiments.md)",
-              "Reported for ImageNet ViTs as mean CCA over training [unverified]; no number recovered."),
-    ClaimSpec("R3", "MAE takes up more of the distractor than I-JEPA, and the gap grows with encoder depth.",
-              "beyond the paper", "the theory's depth effect (claim 4) tested on ViTs; our protocol",
-              "Deep linear theory only: JEPA's ρ-greediness grows with depth."),
-)
-EXPERIMENT_OF = {"R1": "noisy-features", "R2": "variance-subspaces", "R3": "depth"}
-RERUN = "jepalab experiment noisy-features variance-subspaces depth --standard --jobs 2"
+SHARED_RUNS = ("noisy-features", "variance-subspaces", "depth")
+"""Experiments whose standard runs are shared: rerun them with one command."""
+
+
+def rerun(name: str) -> str:
+    """The command that (re)runs experiment ``name`` at standard scale, resuming finished runs."""
+    names = " ".join(SHARED_RUNS) if name in SHARED_RUNS else name
+    return f"jepalab experiment {names} --standard --jobs 2"
 
 
 def experiment_summaries(paths: tuple[Path, ...]) -> list[tuple[Path, dict[str, Any]]]:
@@ -90,13 +83,34 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
                    figure=None if figure is None else ctx.relative(figure),
                    config=ctx.relative(plan if plan.is_file() else folder / "settings.json"),
                    numbers={**numbers, **summary["measured"], "effects": summary.get("effects", {}),
-                            "rerun": RERUN if summary["mode"] == "standard" else None})
+                            "rerun": rerun(name) if summary["mode"] == "standard" else None})
 
 
-def run_images(ctx: PartContext) -> PartOutput:
-    """Findings R1–R3 from the results folders (or reused folders); in full mode missing experiments are run."""
-    found = {name: find_experiment(name, ctx) for name in EXPERIMENT_OF.values()}
-    if ctx.mode == "full":
+def _claims(optional: bool) -> dict[str, ClaimSpec]:
+    """experiment name → its report claim, for the registered experiments with (``optional``) or without the
+    report_optional flag, in claim-key order."""
+    from jepalab.vision.experiments import available_experiments
+
+    found = {name: ClaimSpec(exp.claim_key, **exp.report_claim) for name, exp in available_experiments().items()
+             if exp.report_claim is not None and exp.report_optional == optional}
+    return dict(sorted(found.items(), key=lambda item: item[1].key))
+
+
+def _missing(name: str, ctx: PartContext) -> str:
+    """Why experiment ``name`` has no finding: planned but not finished, or not there at all."""
+    planned = ctx.results / name / "plan.json" if ctx.results is not None else None
+    if planned is not None and planned.is_file():
+        return (f"pre-registered ({planned}) but its runs have not all finished: `{rerun(name)}` resumes them "
+                "(finished runs are restored from results/store)")
+    return f"no results/{name} folder and no `jepalab experiment {name}` folder among --reuse; run `{rerun(name)}`"
+
+
+def _run_experiments(ctx: PartContext, optional: bool) -> PartOutput:
+    """Findings of the experiments' claims from the results folders (or reused folders); in full mode the
+    missing non-optional experiments are run at GPU scale."""
+    claims = _claims(optional)
+    found = {name: find_experiment(name, ctx) for name in claims}
+    if ctx.mode == "full" and not optional:
         from jepalab.vision.experiments import ExperimentSettings, run_experiment
 
         for name, hit in found.items():
@@ -104,24 +118,43 @@ def run_images(ctx: PartContext) -> PartOutput:
                 folder = ctx.out_dir / name
                 found[name] = (folder, run_experiment(name, folder, ExperimentSettings.for_mode("full")))
     output = PartOutput(config={"reused": [str(p) for p in ctx.reuse], "results": str(ctx.results),
-                                "mode": ctx.mode, "rerun": RERUN})
-    for claim in IMAGE_CLAIMS:
-        name = EXPERIMENT_OF[claim.key]
+                                "mode": ctx.mode})
+    for name, claim in claims.items():
         if found[name] is None:
-            output.findings.append(Finding(claim.key, "-", "not tested here", reason=(
-                f"no results/{name} folder and no `jepalab experiment {name}` folder among --reuse; run `{RERUN}`")))
+            output.findings.append(Finding(claim.key, "-", "not tested here", reason=_missing(name, ctx)))
             continue
         output.findings.append(finding_of(claim.key, name, *found[name], ctx, output))
     decided = {n: hit for n, hit in found.items() if hit is not None and hit[1].get("effects")}
     if decided:
         stem = ctx.out_dir / "effects"
         effects_figure({n: s for n, (_, s) in decided.items()}, stem)
-        output.figures.append((ctx.relative(stem.with_suffix(".png")), "Per-seed effects of R1–R3 (mean ± sd over "
-                                                                        "seeds; > 0 favours the claim)"))
+        output.figures.append((ctx.relative(stem.with_suffix(".png")), "Per-seed effects (mean ± sd over seeds; > 0 "
+                                                                        "favours the claim)"))
     return output
 
 
-IMAGE_PARTS = (
-    Part("images", "Real images: I-JEPA vs MAE ViTs on (noisy) Fashion-MNIST", IMAGE_CLAIMS, run_images,
-         estimate_s={"quick": 5.0, "full": 4 * 3600.0}, uses_reuse=True),
-)
+def run_images(ctx: PartContext) -> PartOutput:
+    """R1–R3 (and any other registered experiment's claim that the report always shows)."""
+    return _run_experiments(ctx, optional=False)
+
+
+def run_beyond(ctx: PartContext) -> PartOutput:
+    """The optional claims (E1: EC-IJEPA, our reading), shown when their results exist."""
+    return _run_experiments(ctx, optional=True)
+
+
+def _any_optional_found(reuse: tuple[Path, ...], results: Path | None) -> bool:
+    names = set(_claims(optional=True))
+    reused = {s.get("experiment") for _, s in experiment_summaries(reuse)}
+    return bool(names & reused) or any(results is not None and (results / n / "summary.json").is_file()
+                                       for n in names)
+
+
+@report_part_factory
+def experiment_parts() -> tuple[Part, ...]:
+    """The real-image parts, with the claims of the experiments registered now."""
+    return (Part("images", "Real images: I-JEPA vs MAE ViTs on (noisy) Fashion-MNIST", tuple(_claims(False).values()),
+                 run_images, {"quick": 5.0, "full": 4 * 3600.0}, uses_reuse=True, order=60),
+            Part("beyond", "Beyond the paper: EC-IJEPA (our reading) and other optional experiments",
+                 tuple(_claims(True).values()), run_beyond, {"quick": 1.0, "full": 1.0}, uses_reuse=True,
+                 shown=_any_optional_found, order=70))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jepalab.linear.experiments import run_experiment
 from jepalab.linear.validate import ValidationParams, validate
-from jepalab.report.claims import ClaimSpec, Finding, Part, PartContext, PartOutput, verdict
+from jepalab.report.claims import ClaimSpec, Finding, PartContext, PartOutput, module_parts, report_part, verdict
 
 VALIDATION_CLAIMS = (
     ClaimSpec("L1", "Full-matrix deep linear networks (GD and gradient flow, aligned balanced init, StopGrad) follow "
@@ -34,6 +34,8 @@ GENERATIVE_CLAIMS = (
 )
 
 
+@report_part("linear-validation", "Deep linear simulator against the exact theory", VALIDATION_CLAIMS,
+             {"quick": 90.0, "full": 90.0}, order=40)
 def run_validation(ctx: PartContext) -> PartOutput:
     """``jepalab linear validate`` on the paper's order-flip setting; findings L1 and L2."""
     params = ValidationParams()
@@ -74,6 +76,8 @@ def run_validation(ctx: PartContext) -> PartOutput:
     return output
 
 
+@report_part("linear-generative", "Static and dynamic linear generative models", GENERATIVE_CLAIMS,
+             {"quick": 60.0, "full": 60.0}, order=50)
 def run_generative(ctx: PartContext) -> PartOutput:
     """The static and dynamic generative-model noise sweeps; findings G1 and G2."""
     output = PartOutput()
@@ -89,9 +93,4 @@ def run_generative(ctx: PartContext) -> PartOutput:
     return output
 
 
-LINEAR_PARTS = (
-    Part("linear-validation", "Deep linear simulator against the exact theory", VALIDATION_CLAIMS, run_validation,
-         estimate_s={"quick": 90.0, "full": 90.0}),
-    Part("linear-generative", "Static and dynamic linear generative models", GENERATIVE_CLAIMS, run_generative,
-         estimate_s={"quick": 60.0, "full": 60.0}),
-)
+LINEAR_PARTS = module_parts(__name__)

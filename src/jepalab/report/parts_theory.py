@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from jepalab.report.claims import ClaimSpec, Finding, Part, PartContext, PartOutput, verdict
+from jepalab.report.claims import ClaimSpec, Finding, PartContext, PartOutput, module_parts, report_part, verdict
 from jepalab.report.theory_figures import DepthSweepParams, Figure2Params, depth_sweep, figure2
 from jepalab.rundir import write_json
 from jepalab.theory import critical_time, critical_time_expansion, format_order, learning_order
@@ -29,6 +29,8 @@ FIGURE2_CLAIMS = (
 )
 
 
+@report_part("theory-figure2", "Figure 2: greedy in λ, only JEPA greedy in ρ", FIGURE2_CLAIMS,
+             {"quick": 4.0, "full": 4.0}, order=10)
 def run_figure2(ctx: PartContext) -> PartOutput:
     """Figure 2 at the default depth plus the orders of its three presets at L = 1, 2, 3, 5 (ε = 1e-3)."""
     params = Figure2Params()
@@ -108,6 +110,8 @@ A2_LAM = {"opposite 10%": [1.0, 0.9667, 0.9333, 0.9], "opposite 30%": [1.0, 0.9,
 A2_RHO = [0.4, 0.55, 0.7, 0.85]
 
 
+@report_part("theory-depth", "Depth and initialisation scale: where the JEPA ρ-bias lives", DEPTH_CLAIMS,
+             {"quick": 5.0, "full": 5.0}, order=20)
 def run_depth(ctx: PartContext) -> PartOutput:
     """Depth sweep figure, the ratio t*(ρ=0.4)/t*(ρ=0.85) over depth and ε, and the A2 order table."""
     params = DepthSweepParams()
@@ -171,6 +175,8 @@ CLOSED_FORM_CLAIMS = (
 )
 
 
+@report_part("theory-closed-forms", "Critical times: exact vs the paper's expansion", CLOSED_FORM_CLAIMS,
+             {"quick": 1.0, "full": 1.0}, order=30)
 def run_closed_forms(ctx: PartContext) -> PartOutput:
     """Exact critical times against the paper's expansion and the derived MAE/scale-law statements."""
     rows, deviation = [], {}
@@ -220,11 +226,4 @@ def run_closed_forms(ctx: PartContext) -> PartOutput:
                       config={"lam": 1.0, "rho": 0.6})
 
 
-THEORY_PARTS = (
-    Part("theory-figure2", "Figure 2: greedy in λ, only JEPA greedy in ρ", FIGURE2_CLAIMS, run_figure2,
-         {"quick": 4.0, "full": 4.0}),
-    Part("theory-depth", "Depth and initialisation scale: where the JEPA ρ-bias lives", DEPTH_CLAIMS, run_depth,
-         {"quick": 5.0, "full": 5.0}),
-    Part("theory-closed-forms", "Critical times: exact vs the paper's expansion", CLOSED_FORM_CLAIMS,
-         run_closed_forms, {"quick": 1.0, "full": 1.0}),
-)
+THEORY_PARTS = module_parts(__name__)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jepalab.progress import progress_bar
-from jepalab.report.claims import Part, PartContext, PartOutput
+from jepalab.report.claims import Part, PartContext, PartOutput, registered_parts
 from jepalab.report.render import render_html, render_markdown
 from jepalab.rundir import environment, to_jsonable, write_json
 
@@ -25,13 +25,8 @@ MODES = ("quick", "full")
 
 
 def all_parts() -> tuple[Part, ...]:
-    """Every part of the report, in report order (a part with ``shown`` appears only when it says so)."""
-    from jepalab.report.parts_ecijepa import EC_PARTS
-    from jepalab.report.parts_images import IMAGE_PARTS
-    from jepalab.report.parts_linear import LINEAR_PARTS
-    from jepalab.report.parts_theory import THEORY_PARTS
-
-    return THEORY_PARTS + LINEAR_PARTS + IMAGE_PARTS + EC_PARTS
+    """Every registered report part, in report order (a part with ``shown`` appears only when it says so)."""
+    return registered_parts()
 
 
 @dataclass

@@ -155,20 +155,12 @@ def order_map(
     return cells
 
 
-def depth_sweep(out_dir: str | Path, params: DepthSweepParams | None = None) -> dict[str, Any]:
-    """Critical-time ratio t*(ρ_low)/t*(ρ_high) over (L, ε) and the learning-order maps of the opposite preset."""
-    plt = pyplot()
+def _ratio_panel(ax: Any, params: DepthSweepParams, cmap: Any) -> list[dict[str, Any]]:
+    """Left panel: t*(ρ_low)/t*(ρ_high) over ε for each depth, JEPA and MAE; returns its rows."""
     from matplotlib.ticker import NullFormatter
 
-    params = params or DepthSweepParams()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     eps = np.asarray(params.ratio_eps)
-    ratio_rows = []
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.4), constrained_layout=True,
-                             gridspec_kw={"width_ratios": [1.25, 1, 1]})
-    ax = axes[0]
-    cmap = plt.get_cmap("viridis")
+    rows = []
     for k, depth in enumerate(params.depths):
         colour = cmap(k / max(len(params.depths) - 1, 1))
         for objective, style in (("jepa", "-"), ("mae", "--")):
@@ -177,11 +169,8 @@ def depth_sweep(out_dir: str | Path, params: DepthSweepParams | None = None) -> 
             valid = (t_low > 0) & (t_high > 0)
             ratio = np.where(valid, t_low / np.where(valid, t_high, 1.0), np.nan)
             ax.plot(eps, ratio, style, color=colour, lw=1.8, label=f"L = {depth}" if objective == "jepa" else None)
-            ratio_rows.extend(
-                {"objective": objective, "depth": depth, "eps": e, "t_rho_low": a, "t_rho_high": b,
-                 "ratio": (r if v else None)}
-                for e, a, b, r, v in zip(eps, t_low, t_high, ratio, valid)
-            )
+            rows.extend({"objective": objective, "depth": depth, "eps": e, "t_rho_low": a, "t_rho_high": b,
+                         "ratio": (r if v else None)} for e, a, b, r, v in zip(eps, t_low, t_high, ratio, valid))
     ax.axhline(1.0, color="grey", lw=1, ls=":")
     ax.plot([], [], "-", color="black", label="JEPA")
     ax.plot([], [], "--", color="black", label="MAE")
@@ -194,28 +183,44 @@ def depth_sweep(out_dir: str | Path, params: DepthSweepParams | None = None) -> 
     ax.set_title("JEPA ρ-bias (solid) grows with depth, vanishes as ε → 0; MAE (dashed) ≤ 1.\n"
                  "The fall at large ε: the ρ = low feature starts near its threshold (docs/theory.md)", fontsize=10)
     ax.legend(fontsize=8, ncol=2, title="encoder depth", title_fontsize=8)
+    return rows
 
-    lam, rho = np.asarray(params.opposite_lam), np.asarray(params.opposite_rho)
+
+def _order_panel(ax: Any, objective: str, params: DepthSweepParams) -> tuple[list[dict[str, Any]], Any]:
+    """A learning-order map (Kendall τ to the λ-order over depth × ε); returns its cells and image."""
+    cells = order_map(objective, np.asarray(params.opposite_lam), np.asarray(params.opposite_rho), params.depths,
+                      params.eps_grid, params.frac)
+    grid = np.full((len(params.depths), len(params.eps_grid)), np.nan)
+    for cell in cells:
+        i, j = params.depths.index(cell["depth"]), params.eps_grid.index(cell["eps"])
+        if cell["kendall_tau"] is not None:
+            grid[i, j] = cell["kendall_tau"]
+        ax.text(j, i, cell["order"] or "—", ha="center", va="center", fontsize=8,
+                color="white" if cell["kendall_tau"] is not None and abs(cell["kendall_tau"]) > 0.6 else "black")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="coolwarm_r", vmin=-1, vmax=1, aspect="auto")
+    ax.set_facecolor("#dddddd")
+    ax.set_xticks(range(len(params.eps_grid)), [f"{e:.0e}" for e in params.eps_grid], rotation=45, fontsize=8)
+    ax.set_yticks(range(len(params.depths)), [str(d) for d in params.depths])
+    ax.set_xlabel("initialisation scale ε")
+    ax.set_ylabel("encoder depth L")
+    ax.set_title(f"{OBJECTIVE_LABEL[objective]} learning order, λ = {list(params.opposite_lam)},\n"
+                 f"ρ = {list(params.opposite_rho)}  (— = undefined: init above threshold)", fontsize=9)
+    return cells, image
+
+
+def depth_sweep(out_dir: str | Path, params: DepthSweepParams | None = None) -> dict[str, Any]:
+    """Critical-time ratio t*(ρ_low)/t*(ρ_high) over (L, ε) and the learning-order maps of the opposite preset."""
+    plt = pyplot()
+    params = params or DepthSweepParams()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.4), constrained_layout=True,
+                             gridspec_kw={"width_ratios": [1.25, 1, 1]})
+    ratio_rows = _ratio_panel(axes[0], params, plt.get_cmap("viridis"))
     order_rows = []
     for ax, objective in zip(axes[1:], ("jepa", "mae")):
-        cells = order_map(objective, lam, rho, params.depths, params.eps_grid, params.frac)
+        cells, image = _order_panel(ax, objective, params)
         order_rows.extend(cells)
-        grid = np.full((len(params.depths), len(params.eps_grid)), np.nan)
-        for cell in cells:
-            i, j = params.depths.index(cell["depth"]), params.eps_grid.index(cell["eps"])
-            if cell["kendall_tau"] is not None:
-                grid[i, j] = cell["kendall_tau"]
-            ax.text(j, i, cell["order"] or "—", ha="center", va="center", fontsize=8,
-                    color="white" if cell["kendall_tau"] is not None and abs(cell["kendall_tau"]) > 0.6 else "black")
-        image = ax.imshow(np.ma.masked_invalid(grid), cmap="coolwarm_r", vmin=-1, vmax=1, aspect="auto")
-        ax.set_facecolor("#dddddd")
-        ax.set_xticks(range(len(params.eps_grid)), [f"{e:.0e}" for e in params.eps_grid], rotation=45, fontsize=8)
-        ax.set_yticks(range(len(params.depths)), [str(d) for d in params.depths])
-        ax.set_xlabel("initialisation scale ε")
-        ax.set_ylabel("encoder depth L")
-        ax.set_title(
-            f"{OBJECTIVE_LABEL[objective]} learning order, λ = {list(params.opposite_lam)},\n"
-            f"ρ = {list(params.opposite_rho)}  (— = undefined: init above threshold)", fontsize=9)
     fig.colorbar(image, ax=axes[1:], shrink=0.85,
                  label="Kendall τ to the λ-order 1234  (+1 greedy in λ, −1 greedy in ρ)")
     fig.suptitle(f"Depth sweep from the exact critical times (threshold w̄ = {params.frac:g}·w̄*, gradient-flow time)",

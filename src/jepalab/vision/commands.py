@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import textwrap
+import types
 from pathlib import Path
-from typing import Any
 
 
 def split_config(items: list[str]) -> tuple[str | None, list[str]]:
@@ -116,60 +117,17 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMPARE_COLUMNS = (("probe", "{:.2%}"), ("knn20", "{:.2%}"), ("rankme", "{:.1f}"), ("lidar", "{:.1f}"),
-                   ("cca_delta", "{:+.3f}"), ("distractor_r2", "{:.3f}"))
-
-
-def compare_rows(runs: list[str]) -> list[dict[str, Any]]:
-    """One row per run from its ``eval.json`` (last checkpoint, with the random-encoder probe next to it)."""
-    rows = []
-    for run in runs:
-        path = Path(run) / "eval.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{run} has no eval.json; run `jepalab eval {run}` first")
-        result = json.loads(path.read_text())
-        last = result["checkpoints"][-1]
-        rows.append({"run": Path(run).name, "method": result["method"], "dataset": result["dataset"],
-                     "strength": result["options"].get("strength"), "step": last["step"],
-                     **{key: last.get(key) for key, _ in COMPARE_COLUMNS},
-                     "random_probe": result["baselines"]["random"]["probe"],
-                     "pixels_probe": result["baselines"]["pixels"]["probe"]})
-    return rows
-
-
 def _compare(args: argparse.Namespace) -> int:
-    from jepalab.rundir import output_dir, save_figure, write_csv, write_json
+    from jepalab.rundir import output_dir, write_csv, write_json
+    from jepalab.vision.readout.tables import compare_rows, compare_table, plot_compare
 
     rows = compare_rows(args.runs)
     out = output_dir(args.out, "compare")
     out.mkdir(parents=True, exist_ok=True)
-    width = max(len(r["run"]) for r in rows) + 2
-    header = f"{'run':<{width}}{'method':>7}{'step':>7}" + "".join(f"{k:>15}" for k, _ in COMPARE_COLUMNS)
-    lines = [header + f"{'random probe':>15}"]
-    for r in rows:
-        cells = "".join(f"{'-' if r[k] is None else f.format(r[k]):>15}" for k, f in COMPARE_COLUMNS)
-        lines.append(f"{r['run']:<{width}}{r['method']:>7}{r['step']:>7}{cells}{r['random_probe']:>15.2%}")
-    print("\n".join(lines))
+    print(compare_table(rows))
     write_csv(out / "compare.csv", rows)
     write_json(out / "compare.json", rows)
-    from jepalab.plotting import pyplot
-
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(rows)), 4))
-    xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], [r["probe"] for r in rows], 0.4, label="encoder probe top-1")
-    ax.bar([x + 0.2 for x in xs], [r["random_probe"] for r in rows], 0.4, label="random-init probe top-1")
-    if any(r["distractor_r2"] is not None for r in rows):
-        ax.plot(list(xs), [r["distractor_r2"] if r["distractor_r2"] is not None else float("nan") for r in rows],
-                "kD", label="distractor R²")
-    ax.set_xticks(list(xs), [f"{r['run']}\n({r['method']})" for r in rows], fontsize=7)
-    ax.set_ylabel("fraction")
-    ax.set_title("Frozen-feature evaluation across runs (last checkpoints)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, out / "compare")
-    plt.close(fig)
+    plot_compare(rows, out / "compare")
     print(f"wrote {out}/compare.csv, compare.png")
     return 0
 
@@ -178,6 +136,7 @@ def _experiment(args: argparse.Namespace) -> int:
     from jepalab.config import config_to_dict, from_dict, merge_dicts, parse_overrides
     from jepalab.rundir import output_dir
     from jepalab.vision.experiments import ExperimentSettings, experiment, run_experiments, write_plan
+    from jepalab.vision.experiments.store import restore_light, save_light
 
     names = [item for item in args.items if "=" not in item]
     if not names:
@@ -203,7 +162,18 @@ def _experiment(args: argparse.Namespace) -> int:
         return 0
     store = Path(settings.runs_dir) if settings.runs_dir else Path("runs/store") if mode == "standard" else \
         next(iter(outs.values())) / "runs"
+    record = root / "store" if mode == "standard" else None  # light copies of finished runs, committed with results
+    if args.save_finished:
+        saved = save_light(store, record or store.parent / "store-light")
+        print(f"recorded {len(saved)} finished, evaluated run(s) of {store} in {record}: commit them")
+        return 0
+    if record is not None:
+        restored = restore_light(record, store)
+        if restored:
+            print(f"restored {len(restored)} finished run(s) from {record} into {store}")
     summaries = run_experiments(names, outs, settings, store, require_plan=mode in ("standard", "full"))
+    if record is not None:
+        save_light(store, record)
     for name, summary in summaries.items():
         print(f"{name}: {summary['claim']}")
         for check in summary["checks"].values():
@@ -245,6 +215,12 @@ def _data_stats(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``pretrain``, ``embed``, ``eval``, ``compare``, ``experiment`` and ``data stats`` to the root parser."""
+    for add in (_add_pretrain, _add_embed, _add_eval, _add_compare, _add_experiment, _add_data):
+        add(subparsers)
+
+
+def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
+    """The parser of ``jepalab pretrain``."""
     p = subparsers.add_parser(
         "pretrain", help="I-JEPA / MAE ViT pretraining on Fashion-MNIST or an image folder (torchrun for DDP)",
         description="Train from a YAML config (configs/*.yaml) with key=value overrides, e.g. "
@@ -260,6 +236,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate, print sizes, FLOPs and mask statistics, stop")
     p.set_defaults(handler=_pretrain)
 
+
+def _add_embed(subparsers: argparse._SubParsersAction) -> None:
+    """The parser of ``jepalab embed``."""
     e = subparsers.add_parser("embed", help="frozen embeddings of a pretraining run's encoder (.npy)",
                               description="The method's default encoder (I-JEPA: target; MAE: encoder) on all "
                                           "patches; pooled features "
@@ -283,6 +262,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     e.set_defaults(handler=_embed)
 
+
+def _add_eval(subparsers: argparse._SubParsersAction) -> None:
+    """The parser of ``jepalab eval``."""
     e = subparsers.add_parser("eval", help="frozen-feature evaluation of a pretraining run, with its baselines",
                               description="Linear probe, kNN, RankMe, LiDAR, top/bottom-variance subspace dependence "
                                           "and distractor R² of a run's checkpoints, each next to raw pixels and a "
@@ -300,13 +282,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "subspace_share, seed, batch_size")
     e.set_defaults(handler=_eval)
 
+
+def _add_compare(subparsers: argparse._SubParsersAction) -> None:
+    """The parser of ``jepalab compare``."""
     c = subparsers.add_parser("compare", help="one table and one plot across evaluated runs")
     c.add_argument("runs", nargs="+", help="run folders holding eval.json")
     c.add_argument("--out", default=None, help="output folder (default runs/compare-<time>)")
     c.set_defaults(handler=_compare)
 
-    x = subparsers.add_parser("experiment", help="real-image experiments: noisy-features, variance-subspaces, depth, "
-                                                 "context-size",
+
+def _experiment_help(parser: argparse.ArgumentParser) -> str:
+    """``jepalab experiment --help`` with the registered experiments (discovered only when help is asked for)."""
+    from jepalab.vision.experiments import available_experiments
+
+    lines = [f"  {name}: {(type(exp).__doc__ or '').strip().splitlines()[0]}"
+             for name, exp in available_experiments().items()]
+    parser.epilog = "registered experiments:\n" + "\n".join(lines)
+    parser.description = textwrap.fill(parser.description or "", 100)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    return argparse.ArgumentParser.format_help(parser)
+
+
+def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
+    """The parser of ``jepalab experiment``."""
+    x = subparsers.add_parser("experiment", help="real-image experiments (noisy-features, variance-subspaces, depth, "
+                                                 "context-size, ...; --help lists every registered one)",
                               description="Train two methods (default I-JEPA and MAE) with the same encoder and "
                                           "budget, evaluate them, and decide each named experiment's claim by its "
                                           "rule (jepalab.vision.experiments). --quick (default) fits 2 CPU cores in "
@@ -323,13 +323,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--full", action="store_true", help="GPU scale, 3 seeds")
     x.add_argument("--plan", action="store_true", help="write each experiment's plan.json (claim, rule, control, "
                    "settings) and stop")
+    x.add_argument("--save-finished", action="store_true", help="--standard: copy the finished, evaluated runs' light "
+                   "files (no checkpoints) into results/store, to commit while runs go on; a later --standard run on "
+                   "a fresh machine restores them and trains only the rest")
     x.add_argument("--out", default=None, help="experiment folder (several names: their parent; default "
                    "runs/experiment-<names>-<time>, results/ with --standard)")
     x.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")
     x.add_argument("--jobs", type=int, default=None, help="runs at once on the device, each in its own process "
                    "(default 1; on a CPU the cores are split between them)")
+    x.format_help = types.MethodType(_experiment_help, x)  # lists the registered experiments when asked
     x.set_defaults(handler=_experiment)
 
+
+def _add_data(subparsers: argparse._SubParsersAction) -> None:
+    """The parser of ``jepalab data stats``."""
     d = subparsers.add_parser("data", help="dataset tools")
     sub = d.add_subparsers(dest="data_command", required=True)
     s = sub.add_parser("stats", help="λ and ρ of the distractor and of the top content directions under the masks",

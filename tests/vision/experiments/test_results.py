@@ -79,3 +79,22 @@ def test_a_standard_run_needs_its_plan_committed(tmp_path: Path) -> None:
     check_plan(tmp_path, expected)
     with pytest.raises(ResultsMismatch, match="differs"):
         check_plan(tmp_path, plan(experiment("depth"), ExperimentSettings(mode="standard", seeds=(0, 1))))
+
+
+def test_finished_runs_resume_on_a_fresh_machine_from_their_light_record(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The light files of finished runs (no checkpoints) restore a store that lost everything: nothing is trained
+    or evaluated again, and the results are the same."""
+    from jepalab.vision.experiments.store import LIGHT_FILES, restore_light, save_light
+
+    first = _run(tmp_path, monkeypatch, ("depth",))
+    for run in (p for p in (tmp_path / "store").iterdir() if p.is_dir()):  # the fake's files, plus eval's
+        (run / "config.yaml").write_text("method: ijepa\\n")
+        (run / "eval.json").write_text(json.dumps({"stand-in": True}))
+    saved = save_light(tmp_path / "store", tmp_path / "record")
+    assert len(saved) == 12 and {p.name for p in (tmp_path / "record" / saved[0]).iterdir()} == set(LIGHT_FILES)
+    assert restore_light(tmp_path / "record", tmp_path / "fresh") == saved
+    assert restore_light(tmp_path / "record", tmp_path / "fresh") == []  # already there: nothing copied twice
+    again = install(monkeypatch)
+    run_experiments(("depth",), {"depth": tmp_path / "depth"}, SETTINGS, tmp_path / "fresh", say=lambda _: None)
+    assert not again and verify(tmp_path / "depth")["verdict"] == first["depth"]["verdict"]

@@ -88,11 +88,47 @@ def train(
     equals its runs done one by one); minibatches come from one stream for the batch. ``eps``: scalar, per
     feature (d,), or per run (R, 1)/(R, d); ``lr``: scalar or per run (R,) (GD only).
     """
+    ema, sampling, optim, flow, lr_arr = _checked_options(data, objective, target, gradients, optimizer, method,
+                                                          runs, frac, lr, dtype)
+    depth, steps, runs = positive_int("depth", depth), positive_int("steps", steps), positive_int("runs", runs)
+    lam, rho, basis = data.features()
+    eps_grid = _eps_grid(eps, runs, data.dim)
+    record = _record_steps(steps, lr_arr, record_every, record_times)
+    device = torch.device("cpu") if flow is not None else torch.device(device)
+    as_numpy = _numpy_backend(device)
+    params = initial_parameters(init, depth, eps_grid, basis, [seed + r for r in range(runs)], objective)
+    params = params.to(device, dtype)
+    params = params.numpy() if as_numpy else params
+    with single_thread():
+        probe = Probe(data, basis, params, objective)
+        w_star = fixed_point(objective, rho, depth)
+        readout = None if np.array_equal(basis, np.eye(data.dim)) else probe.readout
+        crossings = Crossings(readout.numpy() if as_numpy and readout is not None else readout, frac * w_star, runs)
+        if flow is not None:
+            records = run_flow(params, record * lr_arr[0], objective, probe, crossings, flow.solver, flow.rtol,
+                               flow.atol, progress)
+        else:
+            records = _run_descent(data, params, record, lr_arr, objective, optim, sampling, ema, probe, crossings,
+                                   seed, dtype, device, as_numpy, progress)
+    series = {k: np.stack([r[k] for r in records], axis=1) for k in SERIES}
+    settings = _settings_record(eps_grid, lr_arr, steps, ema, sampling, init, optim, flow, runs, seed, dtype, device)
+    return TrainResult(
+        objective=objective, depth=depth, steps=record, times=record[None, :] * lr_arr[:, None], **series,
+        lam=lam, rho=rho, fixed_point=w_star, frac=float(frac), critical_times=crossings.found,
+        final_params=params.astype(float) if as_numpy else params.double().cpu().numpy(), settings=settings,
+    )
+
+
+def _checked_options(data: GaussianViews, objective: str, target: str | EMA, gradients: str | Sampling,
+                     optimizer: str | Optim, method: str | Flow, runs: int, frac: float, lr: object,
+                     dtype: torch.dtype) -> tuple[EMA | None, Sampling, Optim, Flow | None, np.ndarray]:
+    """(EMA or None, sampling, optimiser, flow or None, lr per run) of :func:`train`'s arguments, every
+    combination checked; ``ValueError`` naming the argument otherwise."""
     if not isinstance(data, GaussianViews):
         raise ValueError(f"data must be a GaussianViews model (or a subclass); got {type(data).__name__}")
     choice("objective", objective, OBJECTIVES)
     ema, sampling, optim, flow = as_target(target), as_sampling(gradients), as_optim(optimizer), as_flow(method)
-    depth, steps, runs = positive_int("depth", depth), positive_int("steps", steps), positive_int("runs", runs)
+    runs = positive_int("runs", runs)
     if not 0 < frac < 1:
         raise ValueError(f"frac must lie in (0, 1); got {frac!r}")
     lr_arr = np.broadcast_to(np.asarray(lr, dtype=float), (runs,)).copy() if np.ndim(lr) <= 1 else None
@@ -106,34 +142,29 @@ def train(
                              "target='stopgrad', gradients='population' and one common lr")
         if dtype != torch.float64:
             raise ValueError("method='flow' runs in float64 on the CPU (scipy)")
-    d = data.dim
-    lam, rho, basis = data.features()
-    eps_grid = _eps_grid(eps, runs, d)
-    record = _record_steps(steps, lr_arr, record_every, record_times)
-    device = torch.device("cpu") if flow is not None else torch.device(device)
-    as_numpy = _numpy_backend(device)
-    params = initial_parameters(init, depth, eps_grid, basis, [seed + r for r in range(runs)], objective)
-    params = params.to(device, dtype)
-    params = params.numpy() if as_numpy else params
-    with single_thread():
-        probe = Probe(data, basis, params, objective)
-        w_star = fixed_point(objective, rho, depth)
-        readout = None if np.array_equal(basis, np.eye(d)) else probe.readout
-        crossings = Crossings(readout.numpy() if as_numpy and readout is not None else readout, frac * w_star, runs)
-        if flow is not None:
-            records = run_flow(params, record * lr_arr[0], objective, probe, crossings, flow.solver, flow.rtol,
-                               flow.atol, progress)
-        else:
-            lr_t = torch.as_tensor(lr_arr, dtype=dtype, device=device).view(1, runs, 1, 1)
-            lr_t = lr_t[0, 0, 0, 0] if np.unique(lr_arr).size == 1 else lr_t  # a scalar multiplies faster
-            opt = Optimizer(optim.name, lr_t.numpy() if as_numpy else lr_t, optim.momentum, tuple(optim.betas),
-                            optim.weight_decay)
-            batches = Batches(data, sampling.gradients, runs, sampling.batch_size, sampling.n_samples, seed, dtype,
-                              device, as_numpy)
-            records = run_gd(params, record, lr_arr, batches, objective, opt, None if ema is None else ema.schedule,
-                             probe, crossings, progress)
-    series = {k: np.stack([r[k] for r in records], axis=1) for k in SERIES}
-    settings = {
+    return ema, sampling, optim, flow, lr_arr
+
+
+def _run_descent(data: GaussianViews, params: Any, record: np.ndarray, lr_arr: np.ndarray, objective: str,
+                 optim: Optim, sampling: Sampling, ema: EMA | None, probe: Probe, crossings: Crossings, seed: int,
+                 dtype: torch.dtype, device: torch.device, as_numpy: bool, progress: bool) -> list[dict[str, Any]]:
+    """The discrete steps of :func:`train` (GD, momentum or AdamW on population, minibatch or dataset gradients)."""
+    runs = len(lr_arr)
+    lr_t = torch.as_tensor(lr_arr, dtype=dtype, device=device).view(1, runs, 1, 1)
+    lr_t = lr_t[0, 0, 0, 0] if np.unique(lr_arr).size == 1 else lr_t  # a scalar multiplies faster
+    opt = Optimizer(optim.name, lr_t.numpy() if as_numpy else lr_t, optim.momentum, tuple(optim.betas),
+                    optim.weight_decay)
+    batches = Batches(data, sampling.gradients, runs, sampling.batch_size, sampling.n_samples, seed, dtype,
+                      device, as_numpy)
+    return run_gd(params, record, lr_arr, batches, objective, opt, None if ema is None else ema.schedule,
+                  probe, crossings, progress)
+
+
+def _settings_record(eps_grid: np.ndarray, lr_arr: np.ndarray, steps: int, ema: EMA | None, sampling: Sampling,
+                     init: object, optim: Optim, flow: Flow | None, runs: int, seed: int, dtype: torch.dtype,
+                     device: torch.device) -> dict[str, Any]:
+    """The ``settings`` of a :class:`TrainResult`: every choice :func:`train` made, resolved."""
+    return {
         "eps": eps_grid, "lr": lr_arr, "steps": steps, "target": "stopgrad" if ema is None else "ema",
         "ema_momentum": None if ema is None else ema.schedule, "gradients": sampling.gradients,
         "batch_size": sampling.batch_size, "n_samples": sampling.n_samples,
@@ -142,8 +173,3 @@ def train(
         "solver": (flow or Flow()).solver, "rtol": (flow or Flow()).rtol, "atol": (flow or Flow()).atol,
         "dtype": str(dtype), "device": str(device),
     }
-    return TrainResult(
-        objective=objective, depth=depth, steps=record, times=record[None, :] * lr_arr[:, None], **series,
-        lam=lam, rho=rho, fixed_point=w_star, frac=float(frac), critical_times=crossings.found,
-        final_params=params.astype(float) if as_numpy else params.double().cpu().numpy(), settings=settings,
-    )

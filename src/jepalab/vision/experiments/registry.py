@@ -31,6 +31,9 @@ class Experiment(ABC):
     name: ClassVar[str] = ""  # ``jepalab experiment NAME``
     claim_key: ClassVar[str] = ""  # the report's claim id (R1, ...), "" when the report has none
     labels: ClassVar[tuple[str, ...]] = ("method", "seed")  # the columns that name a run in results.csv
+    report_claim: ClassVar[dict[str, str] | None] = None  # the report's claim: statement, source, provenance,
+    # paper_says (jepalab.report.claims.ClaimSpec); None: not in the report
+    report_optional: ClassVar[bool] = False  # shown in the report only when its results exist
 
     @abstractmethod
     def runs(self, settings: ExperimentSettings) -> list[tuple[Labels, PretrainConfig]]:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +27,7 @@ from jepalab.vision.training.loop import pretrain
 from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS, PretrainConfig
 from jepalab.vision.training.run_dir import CHECKPOINT
 
-__all__ = ["execute", "run_folder", "run_key"]
+__all__ = ["LIGHT_FILES", "execute", "restore_light", "run_folder", "run_key", "save_light"]
 
 Say = Callable[[str], None]
 
@@ -49,12 +50,57 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+LIGHT_FILES = ("config.yaml", "run.json", "summary.json", "metrics.jsonl", "eval.json")
+"""What a finished, evaluated run leaves besides its checkpoints: enough to reuse it without training or evaluating
+again (:func:`save_light`, :func:`restore_light`)."""
+
+
+def _expected_steps(run: Path, which: str) -> list[int] | None:
+    """The checkpoint steps ``which`` selects, from the run's summary and config (no checkpoint read): every
+    ``snapshot_every`` step and the last for "all", the last for "last"; None when unknown."""
+    summary, cfg = _read_json(run / "summary.json"), load_config(PretrainConfig, run / "config.yaml")
+    if not summary or which not in ("last", "all"):
+        return None
+    total, every = int(summary["total_steps"]), cfg.train.snapshot_every
+    snapshots = list(range(every, total + 1, every)) if every and which == "all" else []
+    return sorted({*snapshots, total})
+
+
 def _evaluation_current(run: Path, which: str, settings: EvalSettings) -> dict[str, Any] | None:
     """The run's eval.json if it was made with ``settings`` on the checkpoints ``which`` selects, else None."""
     result = _read_json(run / "eval.json")
     if result is None or result.get("settings") != to_jsonable(vars(settings)):
         return None
-    return result if len(result["checkpoints"]) == len(Run(run).select(which)) else None
+    expected = _expected_steps(run, which)
+    if expected is None:
+        expected = Run(run).select(which)
+    return result if [c["step"] for c in result["checkpoints"]] == expected else None
+
+
+def save_light(store: Path, record: Path) -> list[str]:
+    """Copy the light files of every finished, evaluated run of ``store`` into ``record/<run>/`` (a folder meant for
+    git: no checkpoints); returns the runs copied."""
+    copied = []
+    for run in sorted(p for p in store.iterdir() if p.is_dir()) if store.is_dir() else []:
+        if (_read_json(run / "summary.json") or {}).get("finished") and (run / "eval.json").is_file():
+            (record / run.name).mkdir(parents=True, exist_ok=True)
+            for name in LIGHT_FILES:
+                shutil.copy2(run / name, record / run.name / name)
+            copied.append(run.name)
+    return copied
+
+
+def restore_light(record: Path, store: Path) -> list[str]:
+    """Seed ``store`` with the recorded light runs it lacks (a fresh machine resumes where the last one stopped:
+    finished runs are neither trained nor evaluated again); returns the runs restored."""
+    restored = []
+    for saved in sorted(p for p in record.iterdir() if p.is_dir()) if record.is_dir() else []:
+        if not (store / saved.name / "summary.json").is_file():
+            (store / saved.name).mkdir(parents=True, exist_ok=True)
+            for name in LIGHT_FILES:
+                shutil.copy2(saved / name, store / saved.name / name)
+            restored.append(saved.name)
+    return restored
 
 
 def train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from jepalab.data.folder import FOLDER_DATASET
 from jepalab.plotting import pyplot
@@ -31,6 +31,12 @@ class VarianceSubspaces(Experiment):
 
     name, claim_key = "variance-subspaces", "R2"
     labels = ("method", "seed")
+    report_claim: ClassVar[dict[str, str] | None] = {
+        "statement": "I-JEPA's features depend more on the low-variance (bottom) pixel subspace than MAE's.",
+        "source": "beyond the paper",
+        "provenance": "Littwin et al. 2024 (real-data comparison, numbers not recovered); Balestriero & LeCun 2024; "
+                      "our protocol (docs/experiments.md)",
+        "paper_says": "Reported for ImageNet ViTs as mean CCA over training [unverified]; no number recovered."}
 
     def runs(self, settings: ExperimentSettings) -> list[tuple[dict[str, Any], Any]]:
         if settings.folder:

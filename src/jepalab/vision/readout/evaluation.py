@@ -41,6 +41,7 @@ from jepalab.vision.methods import condition_names, encoder_names
 from jepalab.vision.models.features import READOUTS, encode
 from jepalab.vision.models.vit import ViT
 from jepalab.vision.readout.run import Run
+from jepalab.vision.readout.tables import METRIC_COLUMNS
 
 __all__ = ["EvalSettings", "eval_table", "evaluate_run", "readout_table"]
 
@@ -282,10 +283,7 @@ def _write_eval(run: Path, result: dict[str, Any]) -> None:
 def eval_table(result: dict[str, Any]) -> str:
     """Text table of an ``eval.json``: the last checkpoint next to its baselines, read-out and encoder named."""
     last = result["checkpoints"][-1]
-    columns = [("probe", "{:.2%}"), ("knn20", "{:.2%}"), ("rankme", "{:.1f}"), ("lidar", "{:.1f}"),
-               ("top_probe", "{:.2%}"), ("bottom_probe", "{:.2%}"), ("cca_delta", "{:+.3f}"),
-               ("distractor_r2", "{:.3f}")]
-    columns = [(k, f) for k, f in columns if k in last]
+    columns = [(k, f) for k, f in METRIC_COLUMNS if k in last]
     readout = result.get("readout", "mean")
     condition = f"; {result['condition']}" if result.get("condition") else ""
     lines = [f"headline read-out: {readout!r}, encoder {last['encoder']!r}{condition}; kNN and RankMe on centred "

@@ -30,6 +30,8 @@ class Run:
 
     def __init__(self, folder: str | Path, device: str | torch.device = "cpu"):
         self.folder, self.device = Path(folder), torch.device(device)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"run folder {self.folder} does not exist")
         last = self.folder / CHECKPOINT
         snapshots = {int(m.group(1)): p for p in self.folder.glob("checkpoint-*.safetensors")
                      if (m := _SNAPSHOT.fullmatch(p.name))}

@@ -154,5 +154,7 @@ def test_toy_runs_in_two_jobs_write_a_results_folder_that_verifies(tiny_fmnist: 
     provenance = json.loads((tmp_path / "provenance.json").read_text())
     assert provenance["sessions"][0]["images_trained"] == 4 * 2 * 64 and provenance["device"]["kind"] == "cpu"
     assert (tmp_path / "results.csv").read_text().count("\n") == 1 + 4 * 2  # 4 runs × 2 checkpoints
+    evaluated = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/eval.json")}
     run_experiment("context-size", tmp_path, settings, say=lambda _: None)
     assert json.loads((tmp_path / "provenance.json").read_text())["sessions"] == provenance["sessions"]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/eval.json")} == evaluated  # not re-run
