@@ -96,7 +96,7 @@ def test_content_share_at_init_matches_the_setting(size: str, patch: int, channe
     images = torch.randn(64, channels, image, image)  # standardised pixels
     fixed = ViT(image, patch, channels, s.dim, 1, s.heads, content_share=0.38)
     assert 0.32 <= measure_content_share(fixed, images) <= 0.44  # documented range: 0.38 ± 0.06
-    official = ViT(image, patch, channels, s.dim, 1, s.heads, init="ijepa")  # trunc-normal(0.02)
+    official = ViT(image, patch, channels, s.dim, 1, s.heads, init="trunc_normal")  # trunc-normal(0.02)
     expected = 0.02 ** 2 * channels * patch ** 2
     assert measure_content_share(official, images) == pytest.approx(expected / (expected + 0.5), rel=0.25)
     assert patch_std(0.38, 768) == pytest.approx(0.02, rel=0.05)  # the official ViT-B/16 at 224 px, RGB

@@ -55,7 +55,7 @@ class Predictor(nn.Module):
         self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.proj = nn.Linear(dim, encoder_dim)
-        init_weights(self, "ijepa")
+        init_weights(self, "trunc_normal")
         nn.init.trunc_normal_(self.mask_token, std=0.02, a=-2.0, b=2.0)
 
     def forward(self, context: torch.Tensor, context_ids: torch.Tensor, target_ids: torch.Tensor) -> torch.Tensor:
@@ -192,7 +192,7 @@ def ema_mass(cfg: PretrainConfig, total: int) -> float:
 class IJEPAMethod(MethodSpec):
     """I-JEPA: context encoder + predictor trained, EMA target encoder read by evaluation."""
 
-    name, label, init, head = "ijepa", "I-JEPA", "ijepa", "predictor"
+    name, label, init, head = "ijepa", "I-JEPA", "trunc_normal", "predictor"
     sections: ClassVar[dict[str, type]] = {"mask": MaskConfig, "ijepa": IJEPAConfig}
     optimiser_recipe: ClassVar[dict[str, Any]] = {"lr": 1e-3, "start_lr": 2e-4, "final_lr": 1e-6, "weight_decay": 0.04,
                                                   "final_weight_decay": 0.4, "betas": (0.9, 0.999), "lr_batch": 2048}

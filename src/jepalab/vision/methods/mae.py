@@ -47,7 +47,7 @@ class MAE(nn.Module):
         self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
         self.decoder_pred = nn.Linear(decoder_dim, encoder.patch_size ** 2 * encoder.in_channels)
         for module in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
-            init_weights(module, "mae")
+            init_weights(module, "xavier")
         nn.init.normal_(self.mask_token, std=0.02)
 
     def decode(self, latent: torch.Tensor, masks: RandomMasks) -> torch.Tensor:
@@ -95,7 +95,7 @@ class MAEConfig:
 class MAEMethod(MethodSpec):
     """MAE: encoder on the visible patches + pixel decoder; evaluation reads the encoder on all patches."""
 
-    name, label, init, head = "mae", "MAE", "mae", "decoder"
+    name, label, init, head = "mae", "MAE", "xavier", "decoder"
     sections: ClassVar[dict[str, type]] = {"mae": MAEConfig}
     optimiser_recipe: ClassVar[dict[str, Any]] = {"base_lr": 1.5e-4, "start_lr": 0.0, "final_lr": 0.0,
                                                   "weight_decay": 0.05, "final_weight_decay": 0.05,

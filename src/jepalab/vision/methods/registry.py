@@ -51,7 +51,7 @@ class MethodSpec(ABC):
     aliases: ClassVar[dict[str, str]] = {}  # other names accepted for an encoder
     head: ClassVar[str] = "head"  # name of the parameters outside the encoders (predictor, decoder)
     conditions: ClassVar[tuple[str, ...]] = ()  # evaluation conditionings a conditioned method accepts (EC-IJEPA)
-    init: ClassVar[str] = "mae"  # ViT init style (jepalab.vision.models.vit.init_weights)
+    init: ClassVar[str] = "xavier"  # ViT init style (jepalab.vision.models.vit.init_weights)
 
     def validate(self, cfg: PretrainConfig) -> None:
         """Cross-field checks of the method's sections; raise ``ValueError`` naming the field (default: none)."""

@@ -1,9 +1,10 @@
 """Vision Transformer encoder shared by I-JEPA and MAE (Dosovitskiy et al. 2021): patch embedding, fixed 2-D
 sin-cos positions, pre-norm blocks (attention kernel: :mod:`jepalab.vision.models.attention`), final LayerNorm.
 
-Initialisation follows each method's official code: ``"ijepa"`` = truncated normal (std 0.02) for linear and
-patch weights (facebookresearch/ijepa ``helper.init_model``); ``"mae"`` = Xavier-uniform, the patch projection
-treated as a linear map, class token N(0, 0.02²) (facebookresearch/mae ``models_mae.initialize_weights``).
+Initialisation follows each method's official code: ``"trunc_normal"`` (I-JEPA's) = truncated normal (std 0.02)
+for linear and patch weights (facebookresearch/ijepa ``helper.init_model``); ``"xavier"`` (MAE's) = Xavier-uniform,
+the patch projection treated as a linear map, class token N(0, 0.02²) (facebookresearch/mae
+``models_mae.initialize_weights``).
 ``content_share`` overrides the patch projection only: small patches (4×4×1 = 16 inputs) under I-JEPA's std 0.02
 give each token a content part of variance 0.0064 next to the positions' mean square 0.5, so tokens start as
 almost pure position vectors (share 0.013; the official ViT-B/16 at 224 px has 0.38). See :func:`patch_std`.
@@ -137,15 +138,15 @@ def _select(x: torch.Tensor, rows: torch.Tensor | slice) -> torch.Tensor:
 
 
 def init_weights(module: nn.Module, style: str) -> None:
-    """Re-initialise linear/conv/LayerNorm weights of ``module`` in the I-JEPA or MAE style (module docstring)."""
+    """Re-initialise linear/conv/LayerNorm weights of ``module``: "trunc_normal" (I-JEPA's) or "xavier" (MAE's)."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):
-            if style == "ijepa":
+            if style == "trunc_normal":
                 nn.init.trunc_normal_(m.weight, std=0.02, a=-2.0, b=2.0)
-            elif style == "mae":
+            elif style == "xavier":
                 nn.init.xavier_uniform_(m.weight.view(m.weight.shape[0], -1))
             else:
-                raise ValueError(f"init style must be 'ijepa' or 'mae'; got {style!r}")
+                raise ValueError(f"init style must be 'trunc_normal' or 'xavier'; got {style!r}")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm):
@@ -161,7 +162,7 @@ class ViT(nn.Module):
     """
 
     def __init__(self, image_size: int | tuple[int, int], patch_size: int, in_channels: int, dim: int, depth: int,
-                 heads: int, mlp_ratio: float = 4.0, cls_token: bool = False, init: str = "ijepa",
+                 heads: int, mlp_ratio: float = 4.0, cls_token: bool = False, init: str = "trunc_normal",
                  content_share: float | None = None):
         super().__init__()
         height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
