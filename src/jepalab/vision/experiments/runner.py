@@ -4,6 +4,7 @@ experiments), evaluate, decide and write each experiment's results folder (:mod:
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -25,8 +26,6 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8
 
 def device_facts(device: str = "auto") -> dict[str, Any]:
     """The machine runs trained on: GPU name, or CPU model, core count and the matrix-unit flags from /proc/cpuinfo."""
-    import os
-
     import torch
 
     if device != "cpu" and torch.cuda.is_available():
