@@ -62,7 +62,8 @@ def _loss_curves(labelled: list[tuple[dict[str, Any], Path]]) -> list[dict[str, 
 
 def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session: dict[str, Any],
                 settings: ExperimentSettings) -> dict[str, Any]:
-    """provenance.json: device, torch, precision, the code revisions that trained, and every session's command."""
+    """provenance.json: device, torch, precision, the code revisions that trained, every command that worked on the
+    runs (wall time, images trained) and each run's training wall time and images/s (its last session)."""
     import torch
 
     records = [json.loads((run / "run.json").read_text()) for _, run in labelled]
@@ -73,7 +74,8 @@ def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session:
     return {"device": device_facts(settings.device), "torch": torch.__version__,
             "precision": sorted({r["precision"] for r in records}),
             "git_revisions": sorted({str(r["environment"]["git_revision"]) for r in records}),
-            "sessions": sessions, "train_wall_s": sum(s["wall_s"] for s in sessions),
+            "sessions": sessions, "commands_wall_s": sum(s["wall_s"] for s in sessions),
+            "runs_train_wall_s": sum(float(s["wall_s"]) for s in summaries),
             "runs": [{**labels, "run": run.name, "steps": s["steps_done"], "images_per_s_last_session":
                       s["images_per_s"], "wall_s_last_session": s["wall_s"]}
                      for (labels, run), s in zip(labelled, summaries)]}
