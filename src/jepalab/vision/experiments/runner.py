@@ -48,13 +48,13 @@ def write_plan(name: str, out: Path, settings: ExperimentSettings) -> Path:
     return write_json(out / "plan.json", plan(experiment(name), settings))
 
 
-def _loss_curves(labelled: list[tuple[dict[str, Any], Path]]) -> list[dict[str, Any]]:
-    """Every logged training loss of every run (metrics.jsonl), labelled."""
+def _loss_curves(labelled: list[tuple[dict[str, Any], Path]], every: int = 10) -> list[dict[str, Any]]:
+    """The training loss of every run (metrics.jsonl) at every ``every``-th step, labelled."""
     rows = []
     for labels, run in labelled:
         for line in (run / "metrics.jsonl").read_text().splitlines():
             record = json.loads(line)
-            if "loss" in record and record.get("kind") != "diag":
+            if "loss" in record and record.get("kind") != "diag" and record["step"] % every == 0:
                 rows.append({**labels, "run": run.name, "step": record["step"], "loss": record["loss"],
                              "lr": record.get("lr")})
     return rows
