@@ -318,8 +318,8 @@ def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
                    help="experiment names, then settings, e.g. noisy-features depth seeds=[0,1,2] epochs=5 folder=DIR")
     mode = x.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small models, few steps, 1 seed (default)")
-    mode.add_argument("--standard", action="store_true", help="the CPU presets' scale, 3 seeds (≈ 80 min for "
-                      "noisy-features, variance-subspaces and depth with --jobs 2 on 2 cores)")
+    mode.add_argument("--standard", action="store_true", help="the CPU presets' scale, 3 seeds (about 3 h for "
+                      "noisy-features, variance-subspaces and depth with --jobs 2 on 2 cores; resumable)")
     mode.add_argument("--full", action="store_true", help="GPU scale, 3 seeds")
     x.add_argument("--plan", action="store_true", help="write each experiment's plan.json (claim, rule, control, "
                    "settings) and stop")

@@ -2,7 +2,8 @@
 (:func:`pretrain_config`): the method's small-image recipe with everything that must be equal between methods on top.
 
 Three modes: ``quick`` (≤ 20 min on 2 CPU cores, 1 seed: exercises the pipeline), ``standard`` (the CPU presets' scale:
-all 60,000 training images, 4 epochs, the micro ViT, 3 seeds; ≈ 80 min for R1–R3 with ``--jobs 2`` on 2 cores) and
+all 60,000 training images, 4 epochs, the micro ViT, 3 seeds; about 3 h for R1–R3 with ``--jobs 2`` on 2 cores,
+evaluation included) and
 ``full`` (a GPU: ViT-tiny width, 100 epochs).
 """
 
