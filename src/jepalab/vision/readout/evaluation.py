@@ -239,12 +239,10 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     data = _eval_images(handle, settings)
     measure = _Measure(data, settings, device)
     baseline, note = handle.random_encoder(settings.seed, settings.condition)
-    headline_encoder = handle.spec.select_encoder(handle.method()[0], settings.encoder)[0]
     cfg = handle.config
     result: dict[str, Any] = {
         "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
-        "settings": vars(settings).copy(), "readout": settings.readout, "condition": note,
-        "protocol": _protocol(handle, settings, headline_encoder, note, data.subspace_rank),
+        "settings": vars(settings).copy(), "readout": settings.readout, "condition": note, "protocol": {},
         "baselines": {}, "checkpoints": [], "readouts": []}
     units = len(steps) + 3 + len(settings.readouts) * (len(handle.spec.encoders) + 1)
     bar = progress_bar(total=units, disable=not progress, desc=f"eval {folder.name}", unit="repr")
@@ -261,6 +259,7 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
         result["checkpoints"].append({"step": step, "checkpoint": Path(encoder.run_info["checkpoint"]).name,
                                       "encoder": encoder.run_info["encoder"], **metrics})
         bar.update()
+    result["protocol"] = _protocol(handle, settings, result["checkpoints"][-1]["encoder"], note, data.subspace_rank)
     result["readouts"] = _readout_rows(handle, measure, result, baseline)
     bar.close()
     _write_eval(folder, result)

@@ -1,6 +1,6 @@
-"""A pretraining run folder read once (:class:`Run`): its config (from its checkpoint's record, the one source), its
-run record and its checkpoints by step; trained encoders by name and step, each checkpoint file read and verified
-once, and random-init encoders of the same architecture."""
+"""A pretraining run folder read once (:class:`Run`): its config (from its last checkpoint's header, the one source),
+its run record and its checkpoints by step; trained encoders by name and step, each checkpoint file read and verified
+when its step is asked for, and random-init encoders of the same architecture."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from jepalab.config import from_dict
 from jepalab.vision.methods import method_spec
 from jepalab.vision.models.vit import ViT
 from jepalab.vision.training.build import build_encoder, build_method
-from jepalab.vision.training.checkpoint import load_model_state, read_checkpoint
+from jepalab.vision.training.checkpoint import load_model_state, read_checkpoint, read_record
 from jepalab.vision.training.pretrain_config import PretrainConfig
 from jepalab.vision.training.run_dir import CHECKPOINT
 
@@ -39,12 +39,9 @@ class Run:
             raise FileNotFoundError(f"{self.folder} holds no checkpoint (expected {CHECKPOINT}); train it first")
         self._loaded: tuple[Path, torch.nn.Module, dict[str, Any]] | None = None
         self.paths: dict[int, Path] = dict(snapshots)
+        record = read_record(last if last.is_file() else snapshots[max(snapshots)])  # header only: no tensor read
         if last.is_file():  # the last checkpoint stands for its step, also where a snapshot shares it
-            _, _, record = self._load(last)
             self.paths[int(record["step"])] = last
-        else:
-            self._load(snapshots[max(snapshots)])
-        _, _, record = self._loaded  # type: ignore[misc]
         self.config = from_dict(PretrainConfig, record["config"])
         self.dataset: dict[str, Any] = record["dataset"]
         path = self.folder / "run.json"

@@ -18,8 +18,8 @@ from torch import nn
 
 from jepalab.rundir import atomic_write_bytes
 
-__all__ = ["FORMAT", "CheckpointError", "load_model_state", "read_checkpoint", "restore_training", "save_checkpoint",
-           "tensor_digest"]
+__all__ = ["FORMAT", "CheckpointError", "load_model_state", "read_checkpoint", "read_record", "restore_training",
+           "save_checkpoint", "tensor_digest"]
 
 FORMAT = "jepalab-pretrain/1"
 
@@ -70,6 +70,21 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if tensor_digest(tensors) != record.get("sha256"):
         raise CheckpointError(f"checkpoint {path} is corrupt: its tensors do not match the recorded SHA-256")
     return tensors, record
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """The record of a checkpoint from its header alone (no tensor is read or verified; :func:`read_checkpoint`
+    verifies); :class:`CheckpointError` when the file is missing or not a jepalab checkpoint."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            record = json.loads(json.loads(handle.read(size))["__metadata__"]["record"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"checkpoint {path} is missing, corrupt or not a jepalab checkpoint ({error})") from error
+    if record.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {record.get('format')!r}; expected {FORMAT!r}")
+    return record
 
 
 def load_model_state(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
