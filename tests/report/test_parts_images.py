@@ -71,7 +71,7 @@ def test_report_part_reads_reused_experiments(tmp_path: Path) -> None:
     report = tmp_path / "report"
     output = run_images(PartContext(report / "parts" / "images", report, "quick", (folder,), 0, None))
     verdicts = {f.key: f.verdict for f in output.findings}
-    assert verdicts == {"R1": "not tested here", "R2": "holds", "R3": "not tested here"}
+    assert verdicts == {"R1": "not tested here", "R2": "holds", "R3": "not tested here", "R4": "not tested here"}
     r2 = next(f for f in output.findings if f.key == "R2")
     assert r2.figure == "parts/images/variance-subspaces/variance_subspaces.png"  # copied inside the report
     assert (report / r2.figure).is_file()

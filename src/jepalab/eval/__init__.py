@@ -6,6 +6,7 @@ Never imports training code. Definitions, defaults, pitfalls and literature: ``d
 from jepalab.eval.collapse import COLLAPSE_RANK_SHARE, collapse_diagnostics, is_collapsed, token_spread
 from jepalab.eval.decode import DecodingResult, distractor_r2
 from jepalab.eval.knn import KnnResult, knn_accuracy, knn_scores, knn_sweep
+from jepalab.eval.order import learning_steps, partial_rank_correlation, rank_correlation
 from jepalab.eval.probe import (
     LOGISTIC_GRID,
     PROBE_METHODS,
@@ -56,11 +57,14 @@ __all__ = [
     "knn_accuracy",
     "knn_scores",
     "knn_sweep",
+    "learning_steps",
     "lidar",
     "linear_cka",
     "linear_probe",
     "logistic_probe",
     "mean_cca",
+    "partial_rank_correlation",
+    "rank_correlation",
     "rankme",
     "ridge_probe",
     "sgd_probe",

@@ -48,7 +48,8 @@ def test_run_configs_start_from_the_method_recipe() -> None:
 def test_experiments_are_registered_and_the_cli_takes_their_names(capsys: pytest.CaptureFixture[str]) -> None:
     from jepalab.cli import main
 
-    assert set(available_experiments()) == {"noisy-features", "variance-subspaces", "depth", "context-size"}
+    assert set(available_experiments()) == {"noisy-features", "variance-subspaces", "depth", "context-size",
+                                            "learning-order"}
     assert main(["experiment", "colour", "--out", "/nonexistent/never"]) == 2
     assert "experiment must be one of [" in capsys.readouterr().err
 

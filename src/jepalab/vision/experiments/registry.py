@@ -52,6 +52,33 @@ class Experiment(ABC):
         """Figures of the measured rows into ``out`` (default: none)."""
         return None
 
+    def protocol(self) -> dict[str, Any]:
+        """The measurement's fixed constants, written into plan.json beside the settings (default: none)."""
+        return {}
+
+    def verdicts(self) -> dict[str, str] | None:
+        """What counts as holds / does not hold / not tested here, when not the shared learning gate's (default)."""
+        return None
+
+    def measure_run(self, run: Path, settings: ExperimentSettings) -> None:
+        """A measurement of a trained, evaluated run beyond its evaluation, made in the run's own job and left in
+        ``run/<name>.measure.json`` (kept with the run's light files); default: none."""
+        return None
+
+    def run_rows(self, labels: Labels, run: Path, result: dict[str, Any],
+                 settings: ExperimentSettings) -> list[dict[str, Any]]:
+        """The rows of results.csv for one run (default: one per evaluated checkpoint of its eval.json)."""
+        from jepalab.vision.experiments.results import checkpoint_rows
+
+        return checkpoint_rows(labels, run, result)
+
+    def gate(self, rows: list[dict[str, Any]], settings: ExperimentSettings) -> tuple[dict[str, float], str]:
+        """(smallest probe gain per method, why the claim is not tested here or ""): default the shared learning
+        gate (every encoder ≥ 5 probe points over its random init)."""
+        from jepalab.vision.experiments.rules import gate
+
+        return gate(rows, sorted({r["method"] for r in rows}))
+
 
 _REGISTRY: dict[str, Experiment] = {}
 _discovered = False

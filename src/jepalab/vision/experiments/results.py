@@ -18,7 +18,7 @@ from typing import Any
 from jepalab.config import config_to_dict, from_dict
 from jepalab.rundir import to_jsonable
 from jepalab.vision.experiments.registry import Experiment, experiment
-from jepalab.vision.experiments.rules import MIN_GAIN_POINTS, gate
+from jepalab.vision.experiments.rules import MIN_GAIN_POINTS
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import run_folder
 
@@ -38,8 +38,9 @@ def plan(exp: Experiment, settings: ExperimentSettings) -> dict[str, Any]:
     folder, whose name hashes the run's resolved config: a changed recipe changes the plan) and verdict criteria."""
     runs = [{**labels, "run": run_folder(Path(), cfg).name} for labels, cfg in exp.runs(settings)]
     return {"experiment": exp.name, "claim_key": exp.claim_key, "mode": settings.mode, **exp.statement(settings),
-            "settings": config_to_dict(settings), "seeds": list(settings.seeds), "runs": runs,
-            "verdicts": {
+            "settings": config_to_dict(settings), **({"protocol": exp.protocol()} if exp.protocol() else {}),
+            "seeds": list(settings.seeds), "runs": runs,
+            "verdicts": exp.verdicts() or {
                 "holds": "every encoder gained ≥ the minimum probe gain and the rule's conditions pass",
                 "does not hold": "every encoder gained ≥ the minimum probe gain and a condition of the rule fails",
                 "not tested here": "an encoder gained less than the minimum probe gain over its random init (the "
@@ -102,7 +103,7 @@ def checkpoint_rows(labels: dict[str, Any], run: Path, result: dict[str, Any]) -
 def summarise(exp: Experiment, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
     """summary.json of ``exp`` from its results rows: the rule's numbers and checks, the learning gate, the verdict."""
     decided = exp.decide(rows, settings)
-    gains, short = gate(rows, sorted({r["method"] for r in rows}))
+    gains, short = exp.gate(rows, settings)
     verdict = "not tested here" if short else "holds" if decided["held"] else "does not hold"
     return {"experiment": exp.name, "claim_key": exp.claim_key, "mode": settings.mode, **exp.statement(settings),
             **decided, "min_probe_gain": gains, "verdict": verdict, "reason": short,

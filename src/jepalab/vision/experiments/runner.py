@@ -14,7 +14,7 @@ from typing import Any
 
 from jepalab.rundir import write_csv, write_json
 from jepalab.vision.experiments.registry import Experiment, experiment
-from jepalab.vision.experiments.results import check_plan, checkpoint_rows, file_sha256, plan, summarise
+from jepalab.vision.experiments.results import check_plan, file_sha256, plan, summarise
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import execute, run_folder
 
@@ -84,7 +84,7 @@ def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session:
 def _finish(exp: Experiment, out: Path, labelled: list[tuple[dict[str, Any], Path]],
             results: dict[Path, dict[str, Any]], session: dict[str, Any], settings: ExperimentSettings) -> dict:
     """Write results.csv, curves.csv, provenance.json, the figures and summary.json of one experiment."""
-    rows = [row for labels, run in labelled for row in checkpoint_rows(labels, run, results[run])]
+    rows = [row for labels, run in labelled for row in exp.run_rows(labels, run, results[run], settings)]
     write_csv(out / "results.csv", rows)
     write_csv(out / "curves.csv", _loss_curves(labelled))
     write_json(out / "provenance.json", _provenance(out, labelled, session, settings))
@@ -100,7 +100,7 @@ def run_experiments(names: Sequence[str], outs: dict[str, Path], settings: Exper
     each folder must hold its committed plan.json (:func:`~.results.check_plan`), else the plan is written first."""
     exps = [experiment(name) for name in names]
     runs: dict[str, list[tuple[dict[str, Any], Path]]] = {}
-    configs = []
+    configs, measures = [], {}
     for exp in exps:
         out = outs[exp.name]
         out.mkdir(parents=True, exist_ok=True)
@@ -111,10 +111,12 @@ def run_experiments(names: Sequence[str], outs: dict[str, Path], settings: Exper
         pairs = exp.runs(settings)
         runs[exp.name] = [(labels, run_folder(store, cfg)) for labels, cfg in pairs]
         configs += [cfg for _, cfg in pairs]
+        for _, run in runs[exp.name]:
+            measures[run] = (*measures.get(run, ()), exp.name)
     say(f"{len(configs)} runs asked for by {', '.join(names)}: {len({run_folder(store, c) for c in configs})} "
         f"distinct, in {store}")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    results, session = execute(configs, store, settings, say)
+    results, session = execute(configs, store, settings, say, measures)
     session = {**session, "started": started, "command": " ".join(sys.argv), "experiments": list(names)}
     return {exp.name: _finish(exp, outs[exp.name], runs[exp.name], results, session, settings) for exp in exps}
 

@@ -52,7 +52,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 LIGHT_FILES = ("config.yaml", "run.json", "summary.json", "metrics.jsonl", "eval.json")
 """What a finished, evaluated run leaves besides its checkpoints: enough to reuse it without training or evaluating
-again (:func:`save_light`, :func:`restore_light`)."""
+again (:func:`save_light`, :func:`restore_light`); with them, every ``*.measure.json`` an experiment left there."""
+MEASURES = "*.measure.json"
+
+
+def _light_files(run: Path) -> list[str]:
+    return [*LIGHT_FILES, *sorted(p.name for p in run.glob(MEASURES))]
 
 
 def _expected_steps(run: Path, which: str) -> list[int] | None:
@@ -84,7 +89,7 @@ def save_light(store: Path, record: Path) -> list[str]:
     for run in sorted(p for p in store.iterdir() if p.is_dir()) if store.is_dir() else []:
         if (_read_json(run / "summary.json") or {}).get("finished") and (run / "eval.json").is_file():
             (record / run.name).mkdir(parents=True, exist_ok=True)
-            for name in LIGHT_FILES:
+            for name in _light_files(run):
                 shutil.copy2(run / name, record / run.name / name)
             copied.append(run.name)
     return copied
@@ -95,11 +100,16 @@ def restore_light(record: Path, store: Path) -> list[str]:
     finished runs are neither trained nor evaluated again); returns the runs restored."""
     restored = []
     for saved in sorted(p for p in record.iterdir() if p.is_dir()) if record.is_dir() else []:
-        if not (store / saved.name / "summary.json").is_file():
-            (store / saved.name).mkdir(parents=True, exist_ok=True)
-            for name in LIGHT_FILES:
-                shutil.copy2(saved / name, store / saved.name / name)
+        target = store / saved.name
+        if not (target / "summary.json").is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            for name in _light_files(saved):
+                shutil.copy2(saved / name, target / name)
             restored.append(saved.name)
+        else:  # measurements made elsewhere
+            for path in saved.glob(MEASURES):
+                if not (target / path.name).is_file():
+                    shutil.copy2(path, target / path.name)
     return restored
 
 
@@ -115,22 +125,36 @@ def train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings)
     return result
 
 
-def _job(cfg: PretrainConfig, run: Path, settings: ExperimentSettings, threads: int | None) -> int:
-    """One run (``threads``: CPU threads unless the config sets them); returns the images it trained now."""
+def _measure(run: Path, settings: ExperimentSettings, measures: Sequence[str]) -> None:
+    """The extra measurements the experiments ``measures`` make of a trained, evaluated run."""
+    from jepalab.vision.experiments.registry import experiment
+
+    for name in measures:
+        experiment(name).measure_run(run, settings)
+
+
+def _job(cfg: PretrainConfig, run: Path, settings: ExperimentSettings, threads: int | None,
+         measures: Sequence[str] = ()) -> int:
+    """One run (``threads``: CPU threads unless the config sets them) and its extra measurements; returns the
+    images it trained now."""
     if (_read_json(run / "summary.json") or {}).get("finished"):
         train_and_eval(cfg, run, settings)  # evaluation only, if that is missing
+        _measure(run, settings, measures)
         return 0
     if cfg.train.threads is None and threads is not None:
         cfg = replace(cfg, train=replace(cfg.train, threads=threads))
     train_and_eval(cfg, run, settings)
+    _measure(run, settings, measures)
     return int((_read_json(run / "summary.json") or {}).get("steps_this_session", 0)) * cfg.optim.global_batch
 
 
-def execute(configs: Sequence[PretrainConfig], store: Path, settings: ExperimentSettings,
-            say: Say) -> tuple[dict[Path, dict[str, Any]], dict[str, Any]]:
-    """Train and evaluate every distinct config in ``store``, ``settings.jobs`` at a time; returns (folder →
-    eval.json, this session's record: runs, images trained, wall time, images/s of all runs together)."""
+def execute(configs: Sequence[PretrainConfig], store: Path, settings: ExperimentSettings, say: Say,
+            measures: dict[Path, tuple[str, ...]] | None = None) -> tuple[dict[Path, dict[str, Any]], dict[str, Any]]:
+    """Train and evaluate every distinct config in ``store``, ``settings.jobs`` at a time, then make the
+    measurements ``measures[folder]`` names (experiments' :meth:`~.registry.Experiment.measure_run`); returns
+    (folder → eval.json, this session's record: runs, images trained, wall time, images/s of all runs together)."""
     unique = {run_folder(store, cfg): cfg for cfg in configs}
+    measures = measures or {}
     began = time.perf_counter()
     images = 0
     if settings.jobs > 1:
@@ -138,14 +162,16 @@ def execute(configs: Sequence[PretrainConfig], store: Path, settings: Experiment
         threads = max(1, cores // settings.jobs)
         context = multiprocessing.get_context("spawn")  # CUDA and OpenMP state must not be forked
         with ProcessPoolExecutor(settings.jobs, mp_context=context) as pool:
-            pending = [pool.submit(_job, cfg, run, settings, threads) for run, cfg in unique.items()]
+            pending = [pool.submit(_job, cfg, run, settings, threads, measures.get(run, ()))
+                       for run, cfg in unique.items()]
             images = sum(job.result() for job in pending)
     results = {}
     for index, (run, cfg) in enumerate(unique.items(), 1):
         say(f"[{index}/{len(unique)}] {cfg.method} seed {cfg.seed} → {run}")
         if settings.jobs == 1:
-            images += _job(cfg, run, settings, threads=None)
+            images += _job(cfg, run, settings, None, measures.get(run, ()))
         results[run] = train_and_eval(cfg, run, settings)
+        _measure(run, settings, measures.get(run, ()))
     wall = time.perf_counter() - began
     session = {"runs": len(unique), "jobs": settings.jobs, "images_trained": images, "wall_s": wall,
                "images_per_s": images / wall if wall and images else None}
