@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jepalab.rundir import write_csv, write_json
+from jepalab.rundir import environment, write_csv, write_json
 from jepalab.vision.experiments.registry import Experiment, experiment
 from jepalab.vision.experiments.results import check_plan, file_sha256, plan, summarise
 from jepalab.vision.experiments.settings import ExperimentSettings
@@ -115,9 +115,10 @@ def run_experiments(names: Sequence[str], outs: dict[str, Path], settings: Exper
             measures[run] = (*measures.get(run, ()), exp.name)
     say(f"{len(configs)} runs asked for by {', '.join(names)}: {len({run_folder(store, c) for c in configs})} "
         f"distinct, in {store}")
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    started, revision = time.strftime("%Y-%m-%dT%H:%M:%S%z"), environment()["git_revision"]  # the code measuring
     results, session = execute(configs, store, settings, say, measures)
-    session = {**session, "started": started, "command": " ".join(sys.argv), "experiments": list(names)}
+    session = {**session, "started": started, "command": " ".join(sys.argv), "experiments": list(names),
+               "revision": revision}
     return {exp.name: _finish(exp, outs[exp.name], runs[exp.name], results, session, settings) for exp in exps}
 
 
