@@ -13,6 +13,7 @@ import pytest
 from jepalab.report.claims import PartContext
 from jepalab.report.parts_images import run_images
 from jepalab.report.reproduce import reproduce
+from jepalab.rundir import environment
 from jepalab.vision.experiments import ExperimentSettings, run_experiments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vision" / "experiments"))
@@ -39,6 +40,9 @@ def test_committed_results_are_shown_with_provenance(results: Path, tmp_path: Pa
     assert r1["measured"].startswith("measured on ") and "3 seed(s), standard scale" in r1["measured"]
     numbers = r1["numbers"]
     assert numbers["seeds"] == 3 and numbers["revision"] == "abc" and numbers["device"]
+    measuring = environment()["git_revision"]  # the code that ran the experiment command, when in a git tree
+    assert numbers.get("read_at") == (measuring[:12] + ("-dirty" if measuring.endswith("-dirty") else "")
+                                      if measuring else None)
     assert numbers["min_probe_gain"] == pytest.approx({"ijepa": 9.0, "mae": 6.0})
     assert "--standard" in numbers["rerun"] and len(numbers["effects"]["retained_share"]) == 3
     assert (tmp_path / "report" / "parts" / "images" / "effects.png").is_file()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,23 @@ def find_experiment(name: str, ctx: PartContext) -> tuple[Path, dict[str, Any]] 
     return folder, verify(folder)
 
 
+def _revisions(revisions: Iterable[str]) -> str:
+    return ", ".join(r[:12] + ("-dirty" if r.endswith("-dirty") else "") for r in sorted(revisions))
+
+
 def provenance_line(folder: Path, summary: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """("measured on <device> at <revision>, N seeds, <mode> scale", the numbers claims.json carries)."""
     path = folder / "provenance.json"
     facts = json.loads(path.read_text()) if path.is_file() else {}
     device = facts.get("device", {}).get("name", "an unrecorded device")
-    revisions = facts.get("git_revisions", ["unrecorded"])
-    revision = ", ".join(r[:12] + ("-dirty" if r.endswith("-dirty") else "") for r in revisions)
+    revision = _revisions(facts.get("git_revisions", ["unrecorded"]))
+    read = _revisions({s["revision"] for s in facts.get("sessions", []) if s.get("revision")})
     numbers = {"seeds": summary["seeds"], "device": device, "revision": revision,
                "min_probe_gain": summary.get("min_probe_gain", {}), "mode": summary["mode"]}
-    return f"measured on {device} at {revision}, {summary['seeds']} seed(s), {summary['mode']} scale", numbers
+    if read and read != revision:  # the code that measured the runs differs from the code that trained them
+        numbers["read_at"] = read
+    where = f"at {revision}" + (f" (read at {read})" if "read_at" in numbers else "")
+    return f"measured on {device} {where}, {summary['seeds']} seed(s), {summary['mode']} scale", numbers
 
 
 def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: PartContext,
