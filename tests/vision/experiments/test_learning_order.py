@@ -104,3 +104,19 @@ def test_the_plan_is_read_before_any_result(tmp_path: Path) -> None:
     (tmp_path / "plan.json").write_text(json.dumps(changed))
     with pytest.raises(ValueError, match="changed after pre-registration"):
         check_plan(tmp_path, expected)
+
+
+def test_measurements_travel_with_the_light_record(tmp_path: Path) -> None:
+    from jepalab.vision.experiments.store import LIGHT_FILES, restore_light, save_light
+
+    run = tmp_path / "store" / "mae-abc"
+    run.mkdir(parents=True)
+    for name in LIGHT_FILES:
+        (run / name).write_text(json.dumps({"finished": True}))
+    (run / "learning-order.measure.json").write_text("{}")
+    assert save_light(tmp_path / "store", tmp_path / "record") == ["mae-abc"]
+    assert restore_light(tmp_path / "record", tmp_path / "fresh") == ["mae-abc"]
+    assert (tmp_path / "fresh" / "mae-abc" / "learning-order.measure.json").is_file()
+    (tmp_path / "fresh" / "mae-abc" / "learning-order.measure.json").unlink()  # a run restored before it was measured
+    assert restore_light(tmp_path / "record", tmp_path / "fresh") == []
+    assert (tmp_path / "fresh" / "mae-abc" / "learning-order.measure.json").is_file()
