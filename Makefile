@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.jepalab-installed
 DATASET_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test lint data browser venv clean
+.PHONY: demo test lint data browser slurm venv clean
 
 venv: $(STAMP)
 
@@ -42,11 +42,25 @@ browser:
 		echo "      'chromium' (as root: apt-get install chromium); the report's browser test is skipped until then."; \
 	fi
 
+# Debian's SLURM daemons and munge for the cluster launcher's test (a one-node cluster it starts itself) where apt and
+# root are available; otherwise say so: that test then runs the same jobs through submitit's local executor.
+slurm:
+	@if command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 && command -v munged >/dev/null 2>&1; then \
+		echo "SLURM daemons found: $$(command -v slurmctld)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd munge >/dev/null \
+			&& echo "installed Debian's slurmctld, slurmd and munge") \
+		|| echo "warning: could not apt-get install slurmctld slurmd munge; the launcher test uses submitit's local executor"; \
+	else \
+		echo "note: SLURM's daemons are not installed and this is not a root shell with apt (as root: apt-get install"; \
+		echo "      slurmctld slurmd munge); the launcher test runs its jobs through submitit's local executor until then."; \
+	fi
+
 demo: venv data
 	$(VENV)/bin/jepalab demo
 
 # Tests, then every benchmark script at tiny sizes (--smoke) so that none of them can rot.
-test: venv browser
+test: venv browser slurm
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 	@for script in benchmarks/*.py; do \

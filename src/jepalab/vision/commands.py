@@ -1,5 +1,5 @@
-"""CLI commands of the vision layer: ``jepalab pretrain``, ``embed``, ``eval``, ``compare``, ``experiment`` and
-``data stats``."""
+"""CLI commands of the vision layer: ``jepalab pretrain``, ``embed``, ``eval``, ``compare``, ``experiment``, ``runs``
+and ``data stats``."""
 
 from __future__ import annotations
 
@@ -136,6 +136,7 @@ def _experiment(args: argparse.Namespace) -> int:
     from jepalab.config import config_to_dict, from_dict, merge_dicts, parse_overrides
     from jepalab.rundir import output_dir
     from jepalab.vision.experiments import ExperimentSettings, experiment, run_experiments, write_plan
+    from jepalab.vision.experiments.launchers import launch_options
     from jepalab.vision.experiments.store import restore_light, save_light
 
     names = [item for item in args.items if "=" not in item]
@@ -150,6 +151,7 @@ def _experiment(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, data_root=args.data_dir)
     if args.jobs is not None:
         settings = dataclasses.replace(settings, jobs=args.jobs)
+    launch = launch_options(vars(args))
     root = Path(args.out) if args.out else Path("results") if mode == "standard" else None
     if len(names) == 1 and root is not None and mode != "standard":
         outs = {names[0]: root}
@@ -171,7 +173,7 @@ def _experiment(args: argparse.Namespace) -> int:
         restored = restore_light(record, store)
         if restored:
             print(f"restored {len(restored)} finished run(s) from {record} into {store}")
-    summaries = run_experiments(names, outs, settings, store, require_plan=mode in ("standard", "full"))
+    summaries = run_experiments(names, outs, settings, store, require_plan=mode in ("standard", "full"), launch=launch)
     if record is not None:
         save_light(store, record)
     for name, summary in summaries.items():
@@ -181,6 +183,18 @@ def _experiment(args: argparse.Namespace) -> int:
         reason = f" ({summary['reason']})" if summary["reason"] else ""
         print(f"  verdict: {summary['verdict']}{reason} ({summary['mode']} mode, {summary['seeds']} seed(s)); "
               f"wrote {outs[name]}/summary.json, results.csv and figures")
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from jepalab.rundir import to_jsonable
+    from jepalab.vision.readout.run_states import list_runs, runs_table
+
+    rows = list_runs(args.dir, args.stale_after)
+    if args.json:
+        print(json.dumps(to_jsonable(rows), indent=1))
+    else:
+        print(runs_table(rows) if rows else f"no run folders below {args.dir}")
     return 0
 
 
@@ -214,8 +228,9 @@ def _data_stats(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``pretrain``, ``embed``, ``eval``, ``compare``, ``experiment`` and ``data stats`` to the root parser."""
-    for add in (_add_pretrain, _add_embed, _add_eval, _add_compare, _add_experiment, _add_data):
+    """Add ``pretrain``, ``embed``, ``eval``, ``compare``, ``experiment``, ``runs`` and ``data stats`` to the root
+    parser."""
+    for add in (_add_pretrain, _add_embed, _add_eval, _add_compare, _add_experiment, _add_runs, _add_data):
         add(subparsers)
 
 
@@ -329,10 +344,35 @@ def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--out", default=None, help="experiment folder (several names: their parent; default "
                    "runs/experiment-<names>-<time>, results/ with --standard)")
     x.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")
-    x.add_argument("--jobs", type=int, default=None, help="runs at once on the device, each in its own process "
-                   "(default 1; on a CPU the cores are split between them)")
+    x.add_argument("--jobs", type=int, default=None, help="--launcher local: runs at once on the device, each in its "
+                   "own process (default 1; on a CPU the cores are split between them)")
+    x.add_argument("--launcher", default=None, help="local (default; this machine), slurm (one job of a submitit job "
+                   "array per run; docs/cluster.md) or submitit-local (those jobs as local processes)")
+    x.add_argument("--partition", default=None, help="slurm: the partition")
+    x.add_argument("--gpus-per-run", type=int, default=None, help="slurm: GPUs per run's job (default 0; > 1: DDP)")
+    x.add_argument("--cpus-per-run", type=int, default=None, help="slurm: CPU cores per run's job (its threads)")
+    x.add_argument("--time", type=int, default=None, dest="time_min", metavar="MIN", help="slurm: time limit per "
+                   "job in minutes (default 240); a job near it checkpoints and is requeued")
+    x.add_argument("--array-parallelism", type=int, default=None, help="slurm: jobs running at once (default 64)")
+    x.add_argument("--detach", action="store_true", default=None, help="slurm: submit and return; the same command "
+                   "later collects finished runs and writes the results")
+    x.add_argument("--poll", type=float, default=None, dest="poll_s", metavar="S", help="slurm: seconds between looks "
+                   "at the queue while waiting (default 10)")
     x.format_help = types.MethodType(_experiment_help, x)  # lists the registered experiments when asked
     x.set_defaults(handler=_experiment)
+
+
+def _add_runs(subparsers: argparse._SubParsersAction) -> None:
+    """The parser of ``jepalab runs``."""
+    r = subparsers.add_parser("runs", help="every run folder below DIR with its state, step, loss, speed and probe",
+                              description="One row per pretraining run folder below DIR: method, dataset, step/total, "
+                                          "state (running, finished, stopped, failed, collapsed; the rule: "
+                                          "docs/cluster.md), last loss, images/s and the headline probe if evaluated.")
+    r.add_argument("dir", nargs="?", default="runs", help="folder to search (default runs)")
+    r.add_argument("--json", action="store_true", help="the rows as JSON")
+    r.add_argument("--stale-after", type=float, default=600.0, metavar="S", help="a run training on another host "
+                   "whose heartbeat is older than S seconds counts as stopped (default 600)")
+    r.set_defaults(handler=_runs)
 
 
 def _add_data(subparsers: argparse._SubParsersAction) -> None:

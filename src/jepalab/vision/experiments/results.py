@@ -25,7 +25,7 @@ from jepalab.vision.experiments.store import run_folder
 __all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "plan", "read_rows", "summarise",
            "verify"]
 
-RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode")
+RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode", "tensorboard")
 """Settings that say where and how fast runs train, not what they are: ignored when a plan is compared."""
 
 

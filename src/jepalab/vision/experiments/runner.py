@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jepalab.rundir import environment, write_csv, write_json
+from jepalab.vision.experiments.launchers import LaunchOptions
 from jepalab.vision.experiments.registry import Experiment, experiment
 from jepalab.vision.experiments.results import check_plan, file_sha256, plan, summarise
 from jepalab.vision.experiments.settings import ExperimentSettings
@@ -95,9 +96,12 @@ def _finish(exp: Experiment, out: Path, labelled: list[tuple[dict[str, Any], Pat
 
 
 def run_experiments(names: Sequence[str], outs: dict[str, Path], settings: ExperimentSettings, store: Path,
-                    say: Say = print, require_plan: bool = False) -> dict[str, dict[str, Any]]:
-    """Run experiments ``names`` into ``outs[name]``, every distinct run once in ``store``; with ``require_plan``
-    each folder must hold its committed plan.json (:func:`~.results.check_plan`), else the plan is written first."""
+                    say: Say = print, require_plan: bool = False,
+                    launch: LaunchOptions | None = None) -> dict[str, dict[str, Any]]:
+    """Run experiments ``names`` into ``outs[name]``, every distinct run once in ``store`` through the launcher of
+    ``launch`` (default: local processes); returns each experiment's summary, none while runs are still in flight
+    (a detached launch). With ``require_plan`` each folder must hold its committed plan.json
+    (:func:`~.results.check_plan`), else the plan is written first."""
     exps = [experiment(name) for name in names]
     runs: dict[str, list[tuple[dict[str, Any], Path]]] = {}
     configs, measures = [], {}
@@ -116,7 +120,10 @@ def run_experiments(names: Sequence[str], outs: dict[str, Path], settings: Exper
     say(f"{len(configs)} runs asked for by {', '.join(names)}: {len({run_folder(store, c) for c in configs})} "
         f"distinct, in {store}")
     started, revision = time.strftime("%Y-%m-%dT%H:%M:%S%z"), environment()["git_revision"]  # the code measuring
-    results, session = execute(configs, store, settings, say, measures)
+    executed = execute(configs, store, settings, say, measures, launch)
+    if executed is None:
+        return {}
+    results, session = executed
     session = {**session, "started": started, "command": " ".join(sys.argv), "experiments": list(names),
                "revision": revision}
     return {exp.name: _finish(exp, outs[exp.name], runs[exp.name], results, session, settings) for exp in exps}

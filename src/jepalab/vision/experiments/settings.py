@@ -55,6 +55,8 @@ class ExperimentSettings:
                                     "the cores are split between them)")
     compile: bool = param(False, help="train.compile of every run (a GPU option; docs/speed.md)")
     compile_mode: str = param("default", choices=COMPILE_MODES, help="train.compile_mode")
+    tensorboard: bool = param(False, help="train.tensorboard of every run: TensorBoard scalars beside metrics.jsonl "
+                              "(docs/cluster.md)")
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(train_images=5000, test_images=1000,
                                                                    probe="ridge", readouts=()))
 
@@ -104,6 +106,7 @@ def pretrain_config(method: str, dataset: str, options: dict[str, Any], settings
         "optim": {"epochs": settings.epochs, "global_batch": settings.global_batch},  # warm-up: the recipe's
         "train": {"device": settings.device, "progress": False, "log_every": 10, "diag_every": 0,
                   "diag_images": 256, "compile": settings.compile, "compile_mode": settings.compile_mode,
+                  "tensorboard": settings.tensorboard,
                   "checkpoint_every": max(1, total_steps // settings.snapshots),
                   "snapshot_every": max(1, total_steps // settings.snapshots)},
     }

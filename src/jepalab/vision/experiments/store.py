@@ -1,33 +1,31 @@
 """The run store shared by experiments: one folder per resolved pretraining config (``<method>-<hash>``), trained
 once and evaluated once per evaluation protocol, whichever experiments ask for it (the clean runs of noisy-features
-serve variance-subspaces, its strongest-distractor runs serve depth). Runs resume from their checkpoint; ``jobs``
-runs train at once, each in its own process."""
+serve variance-subspaces, its strongest-distractor runs serve depth). Runs resume from their checkpoint; a launcher
+(:mod:`.launchers`) runs their jobs: processes on this machine (``jobs`` at once) or a cluster's job array."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from jepalab.config import config_to_dict, load_config
 from jepalab.rundir import to_jsonable, write_json
+from jepalab.vision.experiments.launchers import LaunchOptions, RunWork, launcher
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.readout.evaluation import EvalSettings, evaluate_run
 from jepalab.vision.readout.run import Run
 from jepalab.vision.training.distributed import resolve_device
 from jepalab.vision.training.loop import pretrain
 from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS, PretrainConfig
-from jepalab.vision.training.run_dir import CHECKPOINT
 
-__all__ = ["LIGHT_FILES", "execute", "restore_light", "run_folder", "run_key", "save_light"]
+__all__ = ["LIGHT_FILES", "complete", "execute", "measure", "restore_light", "run_folder", "run_job", "run_key",
+           "save_light", "steps_done", "train_and_eval", "train_run", "with_threads"]
 
 Say = Callable[[str], None]
 
@@ -113,11 +111,31 @@ def restore_light(record: Path, store: Path) -> list[str]:
     return restored
 
 
+def steps_done(run: Path) -> int:
+    """The steps a run's last training session ended at (summary.json; 0 before any)."""
+    return int((_read_json(run / "summary.json") or {}).get("steps_done", 0))
+
+
+def with_threads(cfg: PretrainConfig, threads: int | None) -> PretrainConfig:
+    """``cfg`` training on ``threads`` CPU threads, unless it sets its own or ``threads`` is None."""
+    if cfg.train.threads is None and threads is not None:
+        return replace(cfg, train=replace(cfg.train, threads=threads))
+    return cfg
+
+
+def train_run(cfg: PretrainConfig, run: Path, should_stop: Callable[[], bool] | None = None) -> None:
+    """Train ``cfg`` in ``run`` from where it stopped, with its saved config once it has one (a run killed before
+    its first checkpoint starts again); nothing when finished. ``should_stop`` as :func:`pretrain`'s."""
+    if (_read_json(run / "summary.json") or {}).get("finished"):
+        return
+    saved = run / "config.yaml"
+    resume = saved.is_file()
+    pretrain(load_config(PretrainConfig, saved) if resume else cfg, run, resume=resume, should_stop=should_stop)
+
+
 def train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings) -> dict[str, Any]:
     """Train ``cfg`` in ``run`` (resuming or skipping finished work) and evaluate it; returns eval.json."""
-    if not (_read_json(run / "summary.json") or {}).get("finished"):
-        resume = (run / CHECKPOINT).is_file()
-        pretrain(load_config(PretrainConfig, run / "config.yaml") if resume else cfg, run, resume=resume)
+    train_run(cfg, run)
     result = _evaluation_current(run, settings.evaluate, settings.eval)
     if result is None:
         result = evaluate_run(run, settings.evaluate, settings.eval, device=resolve_device(settings.device),
@@ -125,7 +143,13 @@ def train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings)
     return result
 
 
-def _measure(run: Path, settings: ExperimentSettings, measures: Sequence[str]) -> None:
+def complete(run: Path, settings: ExperimentSettings) -> bool:
+    """Whether ``run`` is trained to its end and evaluated as ``settings`` asks (nothing left for a job)."""
+    finished = (_read_json(run / "summary.json") or {}).get("finished")
+    return bool(finished) and _evaluation_current(run, settings.evaluate, settings.eval) is not None
+
+
+def measure(run: Path, settings: ExperimentSettings, measures: Sequence[str]) -> None:
     """The extra measurements the experiments ``measures`` make of a trained, evaluated run."""
     from jepalab.vision.experiments.registry import experiment
 
@@ -133,47 +157,35 @@ def _measure(run: Path, settings: ExperimentSettings, measures: Sequence[str]) -
         experiment(name).measure_run(run, settings)
 
 
-def _job(cfg: PretrainConfig, run: Path, settings: ExperimentSettings, threads: int | None,
-         measures: Sequence[str] = ()) -> int:
-    """One run (``threads``: CPU threads unless the config sets them) and its extra measurements; returns the
+def run_job(work: RunWork, settings: ExperimentSettings, threads: int | None = None) -> int:
+    """One run trained (``threads``: CPU threads unless its config sets them), evaluated and measured; returns the
     images it trained now."""
-    if (_read_json(run / "summary.json") or {}).get("finished"):
-        train_and_eval(cfg, run, settings)  # evaluation only, if that is missing
-        _measure(run, settings, measures)
-        return 0
-    if cfg.train.threads is None and threads is not None:
-        cfg = replace(cfg, train=replace(cfg.train, threads=threads))
-    train_and_eval(cfg, run, settings)
-    _measure(run, settings, measures)
-    return int((_read_json(run / "summary.json") or {}).get("steps_this_session", 0)) * cfg.optim.global_batch
+    before = steps_done(work.run)
+    train_and_eval(with_threads(work.cfg, threads), work.run, settings)
+    measure(work.run, settings, work.measures)
+    return (steps_done(work.run) - before) * work.cfg.optim.global_batch
 
 
 def execute(configs: Sequence[PretrainConfig], store: Path, settings: ExperimentSettings, say: Say,
-            measures: dict[Path, tuple[str, ...]] | None = None) -> tuple[dict[Path, dict[str, Any]], dict[str, Any]]:
-    """Train and evaluate every distinct config in ``store``, ``settings.jobs`` at a time, then make the
-    measurements ``measures[folder]`` names (experiments' :meth:`~.registry.Experiment.measure_run`); returns
-    (folder → eval.json, this session's record: runs, images trained, wall time, images/s of all runs together)."""
-    unique = {run_folder(store, cfg): cfg for cfg in configs}
-    measures = measures or {}
+            measures: dict[Path, tuple[str, ...]] | None = None,
+            launch: LaunchOptions | None = None) -> tuple[dict[Path, dict[str, Any]], dict[str, Any]] | None:
+    """Train and evaluate every distinct config in ``store`` through the launcher ``launch`` names (default: local
+    processes, ``settings.jobs`` at a time), then make the measurements ``measures[folder]`` names (experiments'
+    :meth:`~.registry.Experiment.measure_run`); returns (folder → eval.json, this session's record: runs, images
+    trained, wall time, images/s of all runs together), or None while runs are still in flight (``launch.detach``)."""
+    launch = launch or LaunchOptions()
+    work = [RunWork(run, cfg, (measures or {}).get(run, ())) for run, cfg in
+            {run_folder(store, cfg): cfg for cfg in configs}.items()]
     began = time.perf_counter()
-    images = 0
-    if settings.jobs > 1:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        threads = max(1, cores // settings.jobs)
-        context = multiprocessing.get_context("spawn")  # CUDA and OpenMP state must not be forked
-        with ProcessPoolExecutor(settings.jobs, mp_context=context) as pool:
-            pending = [pool.submit(_job, cfg, run, settings, threads, measures.get(run, ()))
-                       for run, cfg in unique.items()]
-            images = sum(job.result() for job in pending)
+    images = launcher(launch).launch(work, store, settings, say)
+    if images is None:
+        return None
     results = {}
-    for index, (run, cfg) in enumerate(unique.items(), 1):
-        say(f"[{index}/{len(unique)}] {cfg.method} seed {cfg.seed} → {run}")
-        if settings.jobs == 1:
-            images += _job(cfg, run, settings, None, measures.get(run, ()))
-        results[run] = train_and_eval(cfg, run, settings)
-        _measure(run, settings, measures.get(run, ()))
+    for item in work:  # every run is trained and evaluated now: this reads eval.json and the measurements
+        results[item.run] = train_and_eval(item.cfg, item.run, settings)
+        measure(item.run, settings, item.measures)
     wall = time.perf_counter() - began
-    session = {"runs": len(unique), "jobs": settings.jobs, "images_trained": images, "wall_s": wall,
-               "images_per_s": images / wall if wall and images else None}
+    session = {"runs": len(work), "launcher": launch.launcher, "jobs": settings.jobs, "images_trained": images,
+               "wall_s": wall, "images_per_s": images / wall if wall and images else None}
     write_json(store / "last_session.json", session)
     return results, session

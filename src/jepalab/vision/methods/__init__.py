@@ -15,3 +15,5 @@ from jepalab.vision.methods.registry import (
 
 __all__ = ["MethodSpec", "available_methods", "condition_names", "encoder_names", "method_sections", "method_spec",
            "register_method"]
+
+available_methods()  # registers every method now, in one order, whichever method module is imported first

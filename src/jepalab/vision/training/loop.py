@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -36,9 +36,11 @@ from jepalab.vision.training.checkpoint import restore_training, save_checkpoint
 from jepalab.vision.training.curves import plot_run
 from jepalab.vision.training.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown
 from jepalab.vision.training.flops import step_flops
+from jepalab.vision.training.metrics_log import MetricsLog, require_tensorboard
 from jepalab.vision.training.precision import autocast_for, describe_precision, resolve_precision
 from jepalab.vision.training.pretrain_config import PretrainConfig
 from jepalab.vision.training.run_dir import CHECKPOINT, collapse_summary, prepare_run_dir, truncate_metrics
+from jepalab.vision.training.run_status import RunStatus
 from jepalab.vision.training.step import TrainStep
 from jepalab.vision.training.views import ViewSampler, mask_summary
 
@@ -65,16 +67,21 @@ class _Session:
     step: TrainStep  # forward, backward, update; holds the optimiser
     autocast: contextlib.AbstractContextManager
     say: Callable[[str], None]
+    should_stop: Callable[[], bool] | None = None  # polled after every step: True ends the session early
+    status: RunStatus | None = None  # status.json (rank 0)
 
 
 def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = False,
-             stop_after: int | None = None, dry_run: bool = False) -> Path:
+             stop_after: int | None = None, dry_run: bool = False,
+             should_stop: Callable[[], bool] | None = None) -> Path:
     """Pretrain ``cfg.method`` on ``cfg.data``; returns the run folder (``out``, or a new ``runs/pretrain-*``).
 
     The folder gets ``config.yaml`` (resolved), ``run.json`` (sizes, FLOPs, masks, environment),
     ``metrics.jsonl`` (every step's loss and schedules; diagnostics), ``checkpoint.safetensors``, plots and
     ``summary.json``. ``resume=True`` continues the run in ``out`` from its checkpoint (from step 0 if it has none
-    yet); ``stop_after`` ends this session (with a checkpoint) once that many steps are done, schedules unchanged.
+    yet); ``stop_after`` ends this session (with a checkpoint) once that many steps are done, schedules unchanged;
+    so does ``should_stop()`` turning true (polled after every step; a preempted cluster job's signal handler).
+    ``status.json`` says whether the session is running, finished, stopped or failed (:mod:`.run_status`).
     Under ``torchrun`` each process runs this function (DDP; rank 0 writes). ``dry_run`` stops after printing the
     set-up. torch's thread count, denormal handling and attention kernel choice are restored on exit.
     """
@@ -83,7 +90,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = 
     finished = False
     try:
         with use_attention(cfg.train.attention):
-            run = _pretrain(cfg, out, resume, stop_after, dry_run, info)
+            run = _pretrain(cfg, out, resume, stop_after, dry_run, info, should_stop)
         finished = True
         return run
     finally:
@@ -93,8 +100,10 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = 
 
 
 def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_after: int | None, dry_run: bool,
-              info: DistInfo) -> Path:
+              info: DistInfo, should_stop: Callable[[], bool] | None) -> Path:
     say = tqdm.write if info.main else (lambda *_: None)
+    if cfg.train.tensorboard:
+        require_tensorboard()
     autocast = _configure_process(cfg, info.device)
     dataset = build_dataset(cfg.data)  # first: a missing dataset leaves no run folder behind
     plan = EpochPlan(len(dataset), cfg.optim.global_batch, cfg.seed, info.rank, info.world)  # nor a too-small one
@@ -103,7 +112,7 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
     total, spec = cfg.optim.epochs * plan.steps_per_epoch, method_spec(cfg.method)
     warmup = cfg.warmup_steps(plan.steps_per_epoch)
     step = TrainStep(method, cfg, spec, info.device, total, warmup, _distributed(method, info), autocast)
-    s = _Session(cfg, info, spec, run, dataset, plan, total, warmup, method, step, autocast, say)
+    s = _Session(cfg, info, spec, run, dataset, plan, total, warmup, method, step, autocast, say, should_stop)
     views = ViewSampler(cfg, dataset.size, info.rank, info.world)
     diag_images = _diagnostics_batch(s)
     record = _run_record(s, views, diag_images)
@@ -114,10 +123,12 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
         return run
     start, reference = _restore(s) if restore else (0, None)
     clock = _Clock()
-    done = _train(s, views, start, min(total, stop_after or total), reference,
-                  diag_images if info.main else None, record, clock)
-    if info.main:
-        _summarise(s, start, done, record["flops_per_step_first"], time.perf_counter() - clock.began)
+    s.status = RunStatus(run, start, total, enabled=info.main)
+    with s.status:
+        done = _train(s, views, start, min(total, stop_after or total), reference,
+                      diag_images if info.main else None, record, clock)
+        if info.main:
+            _summarise(s, start, done, record["flops_per_step_first"], time.perf_counter() - clock.began)
     return run
 
 
@@ -207,7 +218,7 @@ def _train(s: _Session, views: ViewSampler, start: int, stop: int,
     cfg, t = s.cfg, s.cfg.train
     losses = torch.zeros(t.log_every, device=s.info.device)  # read back only when logging: no per-step host sync
     pending: list[dict[str, Any]] = []
-    log = open(s.run / "metrics.jsonl", "a") if s.info.main else None  # closed in the finally below
+    log = MetricsLog(s.run, start, t.tensorboard) if s.info.main else None  # closed in the finally below
     bar = progress_bar(total=s.total, initial=start, disable=not (s.info.main and t.progress), unit="step",
                        dynamic_ncols=True)
     loader = BatchLoader(s.dataset, s.info.device, cfg.data.workers)
@@ -224,8 +235,10 @@ def _train(s: _Session, views: ViewSampler, start: int, stop: int,
             pending.append({"step": step, "epoch": step // s.plan.steps_per_epoch, **values})
             bar.update()
             done = step + 1
-            checkpoint_due = done % t.checkpoint_every == 0 or done == stop
-            diag_due = (t.diag_every and done % t.diag_every == 0) or done == stop
+            interrupted = _stop_requested(s, done)
+            end = done == stop or interrupted
+            checkpoint_due = done % t.checkpoint_every == 0 or end
+            diag_due = (t.diag_every and done % t.diag_every == 0) or end
             if len(pending) == t.log_every or checkpoint_due or diag_due:
                 reference = _read_out(s, pending, losses, reference, clock, log)
                 bar.set_postfix(loss=f"{clock.window_loss:.4g}", lr=f"{pending[-1]['lr']:.2e}")
@@ -234,6 +247,9 @@ def _train(s: _Session, views: ViewSampler, start: int, stop: int,
                 _diagnostics(s, diag_images, log, done)
             if checkpoint_due and s.info.main:
                 _save(s, done, reference, record)
+            if interrupted:
+                s.say(f"stop requested: ended this session at step {done} with a checkpoint")
+                break
     finally:
         bar.close()
         if log is not None:
@@ -242,8 +258,21 @@ def _train(s: _Session, views: ViewSampler, start: int, stop: int,
     return done
 
 
+def _stop_requested(s: _Session, done: int) -> bool:
+    """Whether ``should_stop()`` ends the session after ``done`` steps: polled after every step in one process;
+    over several ranks at every ``log_every``-th step only, true when any rank's is (one all-reduce)."""
+    if s.should_stop is None:
+        return False
+    if s.info.world == 1:
+        return s.should_stop()
+    if done % s.cfg.train.log_every:
+        return False
+    flag = torch.tensor(float(s.should_stop()), device=s.info.device)
+    return bool(all_reduce_mean(flag, s.info).item() > 0)
+
+
 def _read_out(s: _Session, pending: list[dict[str, Any]], losses: torch.Tensor, reference: float | None,
-              clock: _Clock, log: IO[str] | None) -> float | None:
+              clock: _Clock, log: MetricsLog | None) -> float | None:
     """Read the pending losses back (mean over ranks), log them and check for divergence; the loss reference."""
     values = all_reduce_mean(losses[:len(pending)], s.info).tolist()
     now = time.perf_counter()
@@ -252,8 +281,9 @@ def _read_out(s: _Session, pending: list[dict[str, Any]], losses: torch.Tensor, 
     pending[-1]["images_per_s"] = len(pending) * s.cfg.optim.global_batch / (now - clock.window_start)
     pending[-1]["elapsed_s"] = now - clock.began
     if log is not None:
-        log.writelines(json.dumps(e, allow_nan=True) + "\n" for e in pending)
-        log.flush()
+        log.write(pending)
+    if s.status is not None:
+        s.status.beat(pending[-1]["step"] + 1)
     window = sum(values) / len(values)
     clock.window_start, clock.window_loss = now, window
     bad = [e for e in pending if not math.isfinite(e["loss"])]
@@ -271,7 +301,7 @@ def _read_out(s: _Session, pending: list[dict[str, Any]], losses: torch.Tensor, 
     return reference
 
 
-def _diagnostics(s: _Session, images: torch.Tensor, log: IO[str] | None, step: int) -> None:
+def _diagnostics(s: _Session, images: torch.Tensor, log: MetricsLog | None, step: int) -> None:
     """Collapse diagnostics of the method's encoders on the fixed batch after ``step`` updates: logged and
     printed, an encoder with a centred RankMe below ``COLLAPSE_RANK_SHARE`` of its width marked collapsed."""
     encoders = s.spec.encoder_modules(s.method)
@@ -281,8 +311,7 @@ def _diagnostics(s: _Session, images: torch.Tensor, log: IO[str] | None, step: i
     collapsed = [name for name in encoders if is_collapsed(report[f"{name}.rankme_centred"],
                                                           int(report[f"{name}.dim"]))]
     if log is not None:
-        log.write(json.dumps({"kind": "diag", "step": step, **report, "collapsed": collapsed}, allow_nan=True) + "\n")
-        log.flush()
+        log.write([{"kind": "diag", "step": step, **report, "collapsed": collapsed}])
     for key in encoders:
         s.say(f"step {step}: {key} centred RankMe {report[f'{key}.rankme_centred']:.1f} of "
               f"{report[f'{key}.dim']:.0f} dims (uncentred {report[f'{key}.rankme']:.1f}), content share "

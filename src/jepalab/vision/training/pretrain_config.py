@@ -23,7 +23,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 # Fields that may change when a run is resumed: they do not change the maths (kernels may round differently).
 RUNTIME_FIELDS = ("train.threads", "train.progress", "train.device", "train.compile", "train.compile_mode",
-                  "train.attention", "data.num_workers", "data.cache_dir", "data.root")
+                  "train.attention", "train.tensorboard", "data.num_workers", "data.cache_dir", "data.root")
 
 
 @dataclass
@@ -90,6 +90,8 @@ class TrainConfig:
     divergence_factor: float = param(10.0, ge=0, help="stop when a logged mean loss exceeds this × the first "
                                                       "(0: only non-finite losses stop)")
     progress: bool = param(True, help="tqdm progress bar")
+    tensorboard: bool = param(False, help="also write loss, lr, throughput and the diagnostics as TensorBoard "
+                              "scalars beside metrics.jsonl (pip install 'jepalab[tensorboard]')")
 
 
 @dataclass

@@ -1,0 +1,81 @@
+"""What a submitit job of :mod:`.submitit_array` runs: one run of the store trained, evaluated and measured.
+
+submitit answers the preemption signal (USR2: SLURM sends it ``signal_delay_s`` before the time limit, and a
+preemption through submitit's conventions) by calling the job's ``checkpoint`` and requeueing the job at once,
+wherever the program is. During training this job takes the signal over: it only asks the trainer to stop
+(``pretrain``'s ``should_stop``), the trainer ends the session at the next step with a checkpoint, and then submitit's
+own handler requeues the job. The next start finds the run's checkpoint and resumes it bit-identically (steps are
+pure functions of config, seed and step). A signal during evaluation requeues at once; evaluation starts over.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jepalab.vision.experiments.launchers.registry import RunWork
+    from jepalab.vision.experiments.settings import ExperimentSettings
+
+__all__ = ["ClusterJob", "StopSignal"]
+
+
+class StopSignal:
+    """Context manager: while active, ``signum`` only sets a flag (:meth:`requested`); :meth:`hand_over` then
+    gives the signal to the handler it replaced (submitit's: checkpoint, requeue, exit)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.received = False
+        self.previous: Any = None
+
+    def __enter__(self) -> StopSignal:
+        self.previous = signal.signal(self.signum, self._note)
+        return self
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+
+    def requested(self) -> bool:
+        """Whether the signal arrived (the trainer polls this after every step)."""
+        return self.received
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        signal.signal(self.signum, self.previous)
+
+    def hand_over(self) -> None:
+        """Run the replaced handler for the signal that arrived (submitit's requeues the job and exits)."""
+        if callable(self.previous):
+            self.previous(self.signum, None)
+
+
+class ClusterJob:
+    """One run as a submitit job (picklable: submitit stores it and runs it again after a requeue)."""
+
+    def __call__(self, work: RunWork, settings: ExperimentSettings, threads: int | None) -> None:
+        """Train ``work`` (``threads``: CPU threads, default the cores this job may use), then on rank 0 evaluate
+        and measure it. Several tasks (one per GPU) train it as DDP ranks."""
+        import submitit
+
+        from jepalab.vision.experiments.store import measure, train_and_eval, train_run, with_threads
+
+        env = submitit.JobEnvironment()
+        if env.num_tasks > 1:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        with StopSignal(env._usr_sig()) as stop:
+            train_run(with_threads(work.cfg, threads or cores), work.run, should_stop=stop.requested)
+        if stop.received:
+            stop.hand_over()
+        if env.global_rank == 0:
+            train_and_eval(work.cfg, work.run, settings)
+            measure(work.run, settings, work.measures)
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """What submitit stores before requeueing: this job with the same arguments (it resumes the run)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)

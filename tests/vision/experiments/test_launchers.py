@@ -1,0 +1,150 @@
+"""The experiment launchers: options fail at load time naming the field; a sweep sent through submitit (a real
+one-node SLURM where its daemons run here, else submitit's local executor, with a warning saying why) names a
+failed job with its log, runs nothing finished again, and a job signalled mid-training checkpoints, is requeued and
+resumes bit-identically: losses and summary equal the local run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from one_node_slurm import start_cluster
+
+from jepalab.cli import main
+from jepalab.vision.experiments.launchers import LaunchOptions, launch_options
+
+TINY_EVAL = ["eval.train_images=64", "eval.test_images=32", "eval.lidar_images=8", "eval.lidar_views=2",
+             "eval.readouts=[]"]
+SWEEP = ["context-size", "dim=32", "depth=1", "epochs=8", "train_images=128", "global_batch=16", "snapshots=1",
+         "context_scales=[[0.85, 1.0]]", "device=cpu", *TINY_EVAL]
+
+
+def test_options_fail_at_load_time_naming_the_field() -> None:
+    with pytest.raises(ValueError, match="launcher 'local' takes no partition"):
+        LaunchOptions(partition="gpu")
+    with pytest.raises(ValueError, match="launcher must be one of"):
+        launch_options({"launcher": "pbs"})
+    with pytest.raises(ValueError, match="time_min must be >= 1"):
+        launch_options({"launcher": "slurm", "time_min": 0})
+    with pytest.raises(ValueError, match="takes no detach"):
+        launch_options({"launcher": "submitit-local", "detach": True})
+
+
+def test_slurm_without_submitit_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit raises ImportError
+    assert main(["experiment", *SWEEP, "--launcher", "slurm", "--out", str(tmp_path)]) == 2
+    assert "pip install 'jepalab[slurm]'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def submitit_launcher() -> Iterator[str]:
+    """"slurm", with SLURM_CONF naming a one-node cluster started for these tests; where its daemons cannot run,
+    "submitit-local" and a warning with the reason."""
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install 'jepalab[slurm]')")
+    folder = Path(tempfile.mkdtemp(prefix="jepalab-slurm-"))
+    cluster, why = start_cluster(folder)
+    if cluster is None:
+        warnings.warn(f"SLURM cannot run here ({why}); the launcher is tested through submitit's local executor",
+                      stacklevel=1)
+        yield "submitit-local"
+    else:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+            try:
+                yield "slurm"
+            finally:
+                cluster.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _training(run: Path) -> bool:
+    """Whether the run's trainer has logged a whole record (the diagnostics before step 0)."""
+    path = run / "metrics.jsonl"
+    return path.is_file() and path.read_text().endswith("\n")
+
+
+def _preempt(launcher_name: str, job: str, run: Path) -> None:
+    """Send the preemption signal to the run's job: SLURM's ``scancel --signal=USR2`` (then, once the job is
+    requeued, lift SLURM's fixed 120 s hold on requeued jobs), or USR2 to the local executor's training process."""
+    if launcher_name != "slurm":
+        os.kill(json.loads((run / "status.json").read_text())["pid"], signal.SIGUSR2)
+        return
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+
+    def requeued() -> bool:
+        queue = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=False)
+        return queue.stdout.startswith("PENDING")
+
+    _until(requeued, 60, f"job {job} to be requeued")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+
+
+def _losses(run: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if "loss" in r]
+
+
+def test_a_sweep_through_submitit_equals_the_local_run(submitit_launcher: str, tiny_fmnist: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Two 64-step runs on the same threads, locally in two processes; then as a job array whose first job fails
+    (a broken config.yaml in its folder) and is named with its log; then, repaired, that run alone (on SLURM
+    submitted with --detach, its job adopted by the same command run again), signalled as it starts training: it
+    checkpoints, is requeued and resumes. Losses, results.csv, curves.csv and summary.json equal the local run's."""
+    sweep = [*SWEEP, f"data_root={tiny_fmnist}"]
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)  # what --jobs 2 gives each local run
+    assert main(["experiment", *sweep, "--out", str(tmp_path / "local"), "--jobs", "2"]) == 0
+    first = sorted(p.name for p in (tmp_path / "local" / "runs").iterdir() if p.is_dir())[0]
+    run = tmp_path / "cluster" / "runs" / first
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: -1\n")
+    cluster = ["experiment", *sweep, "--out", str(tmp_path / "cluster"), "--launcher", submitit_launcher,
+               "--cpus-per-run", str(threads), "--time", "10", "--poll", "0.5"]
+    capsys.readouterr()
+    assert main(cluster) == 2
+    error = capsys.readouterr().err
+    assert "1 of 2 run(s) did not finish" in error and f"{first}: job " in error and "ConfigError" in error
+    log = Path(error.split("; log ")[1].split()[0])
+    assert log.is_file() and "seed must be >= 0" in log.read_text()
+
+    shutil.rmtree(run)
+    detach = submitit_launcher == "slurm"  # submitit's local jobs end with their command: no --detach there
+    if detach:
+        assert main([*cluster, "--detach"]) == 0
+        assert "1 job(s) submitted, 0 adopted" in capsys.readouterr().out  # the finished run is not run again
+        assert not (tmp_path / "cluster" / "summary.json").exists()
+    codes: list[int] = []
+    command = threading.Thread(target=lambda: codes.append(main(cluster)))
+    command.start()
+    _until(lambda: _training(run), 90, "the repaired run's job to start training")
+    job = json.loads((run.parent / "jobs" / "launched.json").read_text())[first]
+    _preempt(submitit_launcher, job["job"], run)
+    command.join(timeout=120)
+    assert codes == [0]
+    assert ("0 job(s) submitted, 1 adopted" if detach else "1 job(s) submitted, 0 adopted") in capsys.readouterr().out
+    output = Path(job["log"]).with_suffix(".out").read_text()
+    assert "stop requested: ended this session at step" in output and f"resumed {run} at step" in output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["finished"] and summary["steps_this_session"] < summary["total_steps"]
+    assert _losses(run) == _losses(tmp_path / "local" / "runs" / first)
+    for name in ("results.csv", "curves.csv", "summary.json"):
+        assert (tmp_path / "cluster" / name).read_text() == (tmp_path / "local" / name).read_text(), name
