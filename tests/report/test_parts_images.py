@@ -136,3 +136,26 @@ def test_a_registered_toy_experiment_appears_in_help_and_report(tmp_path: Path, 
                        results=tmp_path / "results")
     toy = next(c for c in report["claims"] if c["key"] == "T1")
     assert toy["verdict"] == "holds" and toy["statement"] == "toy"
+
+
+def _little_probe_much_knn(cfg: object, progress: float) -> dict[str, float]:
+    """Encoders whose probe rises 3 points (under the gate) while their kNN-20 rises 15 and RankMe doubles."""
+    return {"probe": 0.6 + 0.03 * progress, "distractor_r2": 0.3, "cca_delta": -0.5, "knn20": 0.5 + 0.15 * progress,
+            "rankme": 4.0 + 4.0 * progress, "top_probe": 0.5, "bottom_probe": 0.3, "cca_top": 0.9, "cca_bottom": 0.4}
+
+
+def test_a_gated_claim_says_what_other_read_outs_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch, _little_probe_much_knn)
+    settings = ExperimentSettings(mode="standard", seeds=(0, 1, 2))
+    root = tmp_path / "results"
+    run_experiments(["variance-subspaces"], {"variance-subspaces": root / "variance-subspaces"}, settings,
+                    tmp_path / "store", say=lambda _: None)
+    report = reproduce(tmp_path / "report", mode="quick", progress=False, only=["images"], results=root)
+    r2 = next(c for c in report["claims"] if c["key"] == "R2")
+    assert r2["verdict"] == "not tested here"
+    learning = r2["numbers"]["learning"]
+    assert learning["ijepa"]["probe_points"] == pytest.approx(3.0)
+    assert learning["mae"]["knn20_points"] == pytest.approx(15.0)
+    assert learning["mae"]["rankme_ratio"] == pytest.approx(2.0)
+    assert "learning gate not met: ijepa gained +3.0 probe points" in r2["reason"]
+    assert "mae kNN-20 +15.0 points, centred RankMe ×2.00" in r2["reason"]

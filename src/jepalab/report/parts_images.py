@@ -69,6 +69,36 @@ def provenance_line(folder: Path, summary: dict[str, Any]) -> tuple[str, dict[st
     return f"measured on {device} {where}, {summary['seeds']} seed(s), {summary['mode']} scale", numbers
 
 
+LEARNING_COLUMNS = ("probe", "random_probe", "knn20", "random_knn20", "rankme", "random_rankme")
+
+
+def learning_measures(folder: Path) -> dict[str, dict[str, float]]:
+    """method → the smallest over its runs' last checkpoints of: label-probe and centred kNN-20 gain over the
+    random-init encoder (points), and centred RankMe over the random-init encoder's (ratio); {} where results.csv
+    lacks those columns."""
+    from jepalab.vision.experiments.results import read_rows
+    from jepalab.vision.experiments.rules import last_rows
+
+    path = folder / "results.csv"
+    rows = last_rows(read_rows(path)) if path.is_file() else []
+    if not rows or any(rows[0].get(column) is None for column in LEARNING_COLUMNS):
+        return {}
+    measures = {}
+    for method in sorted({r["method"] for r in rows}):
+        mine = [r for r in rows if r["method"] == method]
+        measures[method] = {"probe_points": min(100 * (r["probe"] - r["random_probe"]) for r in mine),
+                            "knn20_points": min(100 * (r["knn20"] - r["random_knn20"]) for r in mine),
+                            "rankme_ratio": min(r["rankme"] / r["random_rankme"] for r in mine)}
+    return measures
+
+
+def _learning_sentence(measures: dict[str, dict[str, float]]) -> str:
+    """What the other read-outs say each encoder learned, for a claim its learning gate left undecided."""
+    return "; the same encoders by other read-outs (smallest over runs): " + ", ".join(
+        f"{m} kNN-20 {v['knn20_points']:+.1f} points, centred RankMe ×{v['rankme_ratio']:.2f} its random init's"
+        for m, v in measures.items())
+
+
 def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: PartContext,
                output: PartOutput) -> Finding:
     """The report's finding for one experiment folder (copied into the report when it lies outside it)."""
@@ -83,6 +113,9 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
     checks = "; ".join(summary["checks"].values())
     verdict = summary.get("verdict") or ("holds" if summary["held"] else "does not hold")
     reason = summary.get("reason") or summary["rule"]
+    learning = learning_measures(folder)
+    if verdict == "not tested here" and summary.get("min_probe_gain") and learning:
+        reason += _learning_sentence(learning)
     figure = next(iter(sorted(folder.glob("*.png"))), None)
     if figure is not None:
         output.figures.append((ctx.relative(figure), f"{name}: {summary['claim']}"))
@@ -91,6 +124,7 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
                    figure=None if figure is None else ctx.relative(figure),
                    config=ctx.relative(plan if plan.is_file() else folder / "settings.json"),
                    numbers={**numbers, **summary["measured"], "effects": summary.get("effects", {}),
+                            "learning": learning,
                             "rerun": rerun(name) if summary["mode"] == "standard" else None})
 
 

@@ -94,7 +94,7 @@ def gate(rows: Iterable[dict[str, Any]], methods: Sequence[str]) -> tuple[dict[s
     last = last_rows(rows)
     gains = {m: min(float(r["probe_gain"]) for r in last if r["method"] == m) for m in methods}
     short = {m: g for m, g in gains.items() if not g >= MIN_GAIN_POINTS}
-    reason = "" if not short else ("encoders that barely learned: " + ", ".join(
+    reason = "" if not short else ("learning gate not met: " + ", ".join(
         f"{m} gained {g:+.1f} probe points over its random init" for m, g in short.items())
         + f" (< {MIN_GAIN_POINTS:g} needed)")
     return gains, reason
