@@ -95,6 +95,8 @@ def test_finished_runs_resume_on_a_fresh_machine_from_their_light_record(tmp_pat
     assert len(saved) == 12 and {p.name for p in (tmp_path / "record" / saved[0]).iterdir()} == set(LIGHT_FILES)
     assert restore_light(tmp_path / "record", tmp_path / "fresh") == saved
     assert restore_light(tmp_path / "record", tmp_path / "fresh") == []  # already there: nothing copied twice
+    assert save_light(tmp_path / "fresh", tmp_path / "fresh") == saved  # runs_dir is the record: nothing to copy
+    assert restore_light(tmp_path / "fresh", tmp_path / "fresh") == []
     again = install(monkeypatch)
     run_experiments(("depth",), {"depth": tmp_path / "depth"}, SETTINGS, tmp_path / "fresh", say=lambda _: None)
     assert not again and verify(tmp_path / "depth")["verdict"] == first["depth"]["verdict"]

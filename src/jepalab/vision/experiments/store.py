@@ -82,13 +82,14 @@ def _evaluation_current(run: Path, which: str, settings: EvalSettings) -> dict[s
 
 def save_light(store: Path, record: Path) -> list[str]:
     """Copy the light files of every finished, evaluated run of ``store`` into ``record/<run>/`` (a folder meant for
-    git: no checkpoints); returns the runs copied."""
+    git: no checkpoints); returns the runs copied (all of them already there when ``record`` is ``store``)."""
     copied = []
     for run in sorted(p for p in store.iterdir() if p.is_dir()) if store.is_dir() else []:
         if (_read_json(run / "summary.json") or {}).get("finished") and (run / "eval.json").is_file():
-            (record / run.name).mkdir(parents=True, exist_ok=True)
-            for name in _light_files(run):
-                shutil.copy2(run / name, record / run.name / name)
+            if (record / run.name).resolve() != run.resolve():
+                (record / run.name).mkdir(parents=True, exist_ok=True)
+                for name in _light_files(run):
+                    shutil.copy2(run / name, record / run.name / name)
             copied.append(run.name)
     return copied
 
@@ -97,6 +98,8 @@ def restore_light(record: Path, store: Path) -> list[str]:
     """Seed ``store`` with the recorded light runs it lacks (a fresh machine resumes where the last one stopped:
     finished runs are neither trained nor evaluated again); returns the runs restored."""
     restored = []
+    if record.resolve() == store.resolve():
+        return restored
     for saved in sorted(p for p in record.iterdir() if p.is_dir()) if record.is_dir() else []:
         target = store / saved.name
         if not (target / "summary.json").is_file():
