@@ -59,6 +59,33 @@ def test_a_tampered_results_folder_fails_the_part_naming_the_file(results: Path,
     assert {c["verdict"] for c in report["claims"]} == {"not tested here"}
 
 
+def test_a_further_pre_registered_measurement_is_followed_then_shown_when_it_trained_more(
+        results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """results/<variant>/<name>: while only its plan is committed, the claim keeps the measured verdict and says how
+    many planned runs finished and the command that resumes them; once measured with more epochs, it is the one
+    shown, the other named beside it."""
+    from jepalab.vision.experiments import write_plan
+
+    longer = ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1), depths=(1, 4), epochs=12)
+    write_plan("noisy-features", results / "epochs-12" / "noisy-features", longer)
+    report = reproduce(tmp_path / "r1", mode="quick", progress=False, only=["images"], results=results)
+    r1 = next(c for c in report["claims"] if c["key"] == "R1")
+    assert r1["verdict"] == "holds" and "(10 epochs)" in r1["measured"]
+    assert "epochs-12/noisy-features/plan.json (12 epochs) is pre-registered, 0 of 12 runs finished" in r1["reason"]
+    command = r1["reason"].split("`")[-2]
+    assert command.startswith("jepalab experiment noisy-features variance-subspaces depth --standard ")
+    assert {"depths=[1,4]", "epochs=12", "evaluate=last"} <= set(command.split())
+    assert command.endswith("--out results/epochs-12 --jobs 2")
+    install(monkeypatch)
+    run_experiments(["noisy-features"], {"noisy-features": results / "epochs-12" / "noisy-features"}, longer,
+                    tmp_path / "store", say=lambda _: None)
+    report = reproduce(tmp_path / "r2", mode="quick", progress=False, only=["images"], results=results)
+    r1 = next(c for c in report["claims"] if c["key"] == "R1")
+    assert "(12 epochs)" in r1["measured"] and "epochs=12" in r1["numbers"]["rerun"].split()
+    assert r1["numbers"]["rerun"].endswith("--out results/epochs-12 --jobs 2")
+    assert f"{results / 'noisy-features'} (10 epochs, 3 seed(s)): holds" in r1["reason"]
+
+
 def test_without_results_the_claims_are_not_tested_and_say_how_to_run(tmp_path: Path) -> None:
     output = run_images(PartContext(tmp_path / "r" / "parts" / "images", tmp_path / "r", "quick", (), 0, None))
     assert {f.verdict for f in output.findings} == {"not tested here"}

@@ -19,10 +19,52 @@ SHARED_RUNS = ("noisy-features", "variance-subspaces", "depth")
 """Experiments whose standard runs are shared: rerun them with one command."""
 
 
-def rerun(name: str) -> str:
-    """The command that (re)runs experiment ``name`` at standard scale, resuming finished runs."""
+def rerun(name: str, plan: dict[str, Any] | None = None, out: str | None = None) -> str:
+    """The command that (re)runs experiment ``name`` at standard scale, resuming finished runs: with ``plan``'s
+    settings that differ from the standard mode's as ``key=value``, and ``--out`` where the plan lives elsewhere
+    than ``results/<name>``."""
+    from jepalab.config import config_to_dict
+    from jepalab.vision.experiments import ExperimentSettings
+    from jepalab.vision.experiments.results import RUNTIME_SETTINGS
+
     names = " ".join(SHARED_RUNS) if name in SHARED_RUNS else name
-    return f"jepalab experiment {names} --standard --jobs 2"
+    planned = (plan or {}).get("settings", {})
+    defaults = config_to_dict(ExperimentSettings.for_mode("standard"))
+    overrides = [f"{key}={value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}"
+                 for key, value in planned.items()
+                 if key not in RUNTIME_SETTINGS and not isinstance(value, dict) and value != defaults.get(key)]
+    return " ".join(["jepalab experiment", names, "--standard", *overrides, *(["--out", out] if out else []),
+                     "--jobs 2"])
+
+
+def standard_folders(name: str, results: Path) -> list[Path]:
+    """The pre-registered standard measurements of experiment ``name``: ``results/<name>`` and every
+    ``results/<variant>/<name>`` (a further plan of the same claim, e.g. more epochs) holding a plan.json."""
+    return [f for f in [results / name, *sorted(results.glob(f"*/{name}"))] if (f / "plan.json").is_file()]
+
+
+def _plan(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "plan.json").read_text())
+
+
+def _images_seen(folder: Path) -> int:
+    """Training images each run of ``folder``'s plan sees: epochs × training images."""
+    settings = _plan(folder)["settings"]
+    return int(settings["epochs"]) * int(settings["train_images"])
+
+
+def _out(folder: Path, results: Path) -> str | None:
+    """``--out`` of the command that writes ``folder`` (None: the standard default ``results/<name>``)."""
+    return None if folder.parent == results else (Path(results.name) / folder.parent.name).as_posix()
+
+
+def _pending(folder: Path, name: str, results: Path) -> str:
+    """A pre-registered measurement without results: how many of its runs have finished and the command."""
+    plan = _plan(folder)
+    record = folder.parent / "store"
+    done = sum((record / run["run"] / "summary.json").is_file() for run in plan["runs"])
+    return (f"{folder / 'plan.json'} ({plan['settings']['epochs']} epochs) is pre-registered, {done} of "
+            f"{len(plan['runs'])} runs finished: `{rerun(name, plan, _out(folder, results))}` resumes them")
 
 
 def experiment_summaries(paths: tuple[Path, ...]) -> list[tuple[Path, dict[str, Any]]]:
@@ -37,17 +79,33 @@ def experiment_summaries(paths: tuple[Path, ...]) -> list[tuple[Path, dict[str, 
 
 
 def find_experiment(name: str, ctx: PartContext) -> tuple[Path, dict[str, Any]] | None:
-    """(folder, summary) of experiment ``name``: the last among ``--reuse``, else ``results/<name>`` verified
-    against its results.csv (a disagreement raises, naming the file)."""
+    """(folder, summary) of experiment ``name``: the last among ``--reuse``, else of its committed standard
+    measurements (:func:`standard_folders`) the one whose runs trained on the most images, each measurement
+    verified against its results.csv (a disagreement raises, naming the file)."""
     from jepalab.vision.experiments.results import verify
 
     reused = [(f, s) for f, s in experiment_summaries(ctx.reuse) if s.get("experiment") == name]
     if reused:
         return reused[-1]
-    folder = ctx.results / name if ctx.results is not None else None
-    if folder is None or not (folder / "summary.json").is_file():
-        return None
-    return folder, verify(folder)
+    measured = [(f, verify(f)) for f in standard_folders(name, ctx.results or Path("/nonexistent"))
+                if (f / "summary.json").is_file()]
+    return max(measured, key=lambda hit: _images_seen(hit[0])) if measured else None
+
+
+def other_measurements(name: str, shown: Path, ctx: PartContext) -> list[str]:
+    """One sentence per standard measurement of ``name`` other than the folder ``shown``: its verdict and scale,
+    or how far its pre-registered runs have come."""
+    sentences = []
+    for folder in standard_folders(name, ctx.results) if ctx.results is not None else []:
+        if folder.resolve() == shown.resolve():
+            continue
+        if not (folder / "summary.json").is_file():
+            sentences.append(_pending(folder, name, ctx.results))
+            continue
+        summary = json.loads((folder / "summary.json").read_text())
+        sentences.append(f"{folder} ({_plan(folder)['settings']['epochs']} epochs, {summary['seeds']} seed(s)): "
+                         f"{summary['verdict']}" + (f" ({summary['reason']})" if summary.get("reason") else ""))
+    return sentences
 
 
 def _revisions(revisions: Iterable[str]) -> str:
@@ -66,7 +124,8 @@ def provenance_line(folder: Path, summary: dict[str, Any]) -> tuple[str, dict[st
     if read and read != revision:  # the code that measured the runs differs from the code that trained them
         numbers["read_at"] = read
     where = f"at {revision}" + (f" (read at {read})" if "read_at" in numbers else "")
-    return f"measured on {device} {where}, {summary['seeds']} seed(s), {summary['mode']} scale", numbers
+    epochs = f" ({_plan(folder)['settings']['epochs']} epochs)" if (folder / "plan.json").is_file() else ""
+    return f"measured on {device} {where}, {summary['seeds']} seed(s), {summary['mode']} scale{epochs}", numbers
 
 
 LEARNING_COLUMNS = ("probe", "random_probe", "knn20", "random_knn20", "rankme", "random_rankme")
@@ -102,6 +161,9 @@ def _learning_sentence(measures: dict[str, dict[str, float]]) -> str:
 def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: PartContext,
                output: PartOutput) -> Finding:
     """The report's finding for one experiment folder (copied into the report when it lies outside it)."""
+    others = other_measurements(name, folder, ctx)
+    command = rerun(name, _plan(folder) if (folder / "plan.json").is_file() else None,
+                    _out(folder, ctx.results) if ctx.results is not None else None)
     if not folder.resolve().is_relative_to(ctx.report_dir.resolve()):
         copy = ctx.out_dir / name
         copy.mkdir(parents=True, exist_ok=True)
@@ -116,6 +178,8 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
     learning = learning_measures(folder)
     if verdict == "not tested here" and summary.get("min_probe_gain") and learning:
         reason += _learning_sentence(learning)
+    if others:
+        reason += "; other standard measurements of this claim: " + "; ".join(others)
     figure = next(iter(sorted(folder.glob("*.png"))), None)
     if figure is not None:
         output.figures.append((ctx.relative(figure), f"{name}: {summary['claim']}"))
@@ -125,7 +189,7 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
                    config=ctx.relative(plan if plan.is_file() else folder / "settings.json"),
                    numbers={**numbers, **summary["measured"], "effects": summary.get("effects", {}),
                             "learning": learning,
-                            "rerun": rerun(name) if summary["mode"] == "standard" else None})
+                            "rerun": command if summary["mode"] == "standard" else None})
 
 
 def _claims(optional: bool) -> dict[str, ClaimSpec]:
@@ -139,11 +203,10 @@ def _claims(optional: bool) -> dict[str, ClaimSpec]:
 
 
 def _missing(name: str, ctx: PartContext) -> str:
-    """Why experiment ``name`` has no finding: planned but not finished, or not there at all."""
-    planned = ctx.results / name / "plan.json" if ctx.results is not None else None
-    if planned is not None and planned.is_file():
-        return (f"pre-registered ({planned}) but its runs have not all finished: `{rerun(name)}` resumes them "
-                "(finished runs are restored from results/store)")
+    """Why experiment ``name`` has no finding: pre-registered but its runs not all finished, or not there at all."""
+    planned = standard_folders(name, ctx.results) if ctx.results is not None else []
+    if planned:
+        return "; ".join(_pending(folder, name, ctx.results) for folder in planned)
     return f"no results/{name} folder and no `jepalab experiment {name}` folder among --reuse; run `{rerun(name)}`"
 
 
@@ -188,8 +251,8 @@ def run_beyond(ctx: PartContext) -> PartOutput:
 def _any_optional_found(reuse: tuple[Path, ...], results: Path | None) -> bool:
     names = set(_claims(optional=True))
     reused = {s.get("experiment") for _, s in experiment_summaries(reuse)}
-    return bool(names & reused) or any(results is not None and (results / n / "summary.json").is_file()
-                                       for n in names)
+    return bool(names & reused) or any((folder / "summary.json").is_file() for n in names
+                                       for folder in (standard_folders(n, results) if results is not None else []))
 
 
 @report_part_factory
