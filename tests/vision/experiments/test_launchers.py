@@ -41,6 +41,31 @@ def test_options_fail_at_load_time_naming_the_field() -> None:
         launch_options({"launcher": "submitit-local", "detach": True})
 
 
+def test_a_job_out_of_squeue_for_a_moment_is_still_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A requeued job leaves squeue (or shows CANCELLED) for a moment before it is PENDING again: the wait takes a
+    job for ended only once it has stayed out for the grace period."""
+    from jepalab.vision.experiments.launchers import submitit_array
+
+    class Clock:
+        now = 0.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.now += seconds
+
+    clock = Clock()
+    monkeypatch.setattr(submitit_array, "time", clock)
+    looks = iter([set(), set(), {"7"}, {"7"}] + [set()] * 100)  # out, out, back (requeued, running), then done
+    launcher = submitit_array.SlurmArrayLauncher(LaunchOptions(launcher="slurm", poll_s=5.0))
+    monkeypatch.setattr(launcher, "alive", lambda jobs, say: next(looks))
+    said: list[str] = []
+    launcher._wait({"run-a": "7"}, said.append)
+    assert said == ["job 7 (run-a) ended; 0 in flight"]
+    assert clock.now == 20.0 + launcher.ended_grace_s  # out at 0 and 5 s, back at 10 and 15, out from 20 s
+
+
 def test_slurm_without_submitit_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit raises ImportError

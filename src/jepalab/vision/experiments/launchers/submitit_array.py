@@ -71,6 +71,7 @@ class SlurmArrayLauncher(Launcher):
 
     name = "slurm"
     cluster: ClassVar[str] = "slurm"  # submitit's executor
+    ended_grace_s: ClassVar[float] = 20.0  # how long a job must stay out of squeue (or ENDED) to count as ended
     takes = ("partition", "gpus_per_run", "cpus_per_run", "time_min", "array_parallelism", "detach", "poll_s")
 
     def __init__(self, options: LaunchOptions) -> None:
@@ -153,12 +154,15 @@ class SlurmArrayLauncher(Launcher):
         return {job for job in jobs if job in states and states[job].strip() not in ENDED}
 
     def _wait(self, jobs: dict[str, str], say: Say) -> None:
-        """Until every job of ``jobs`` (run folder name → job id) has left the queue."""
-        remaining = dict(jobs)
+        """Until every job of ``jobs`` (run folder name → job id) has left the queue for ``ended_grace_s`` (a job
+        being requeued passes through CANCELLED, or out of squeue, for a moment before it is PENDING again)."""
+        remaining, ended_since = dict(jobs), {}
         while remaining:
-            alive = self.alive(list(remaining.values()), say)
+            alive, now = self.alive(list(remaining.values()), say), time.monotonic()
             for name, job in list(remaining.items()):
-                if job not in alive:
+                if job in alive:
+                    ended_since.pop(name, None)
+                elif now - ended_since.setdefault(name, now) >= self.ended_grace_s:
                     del remaining[name]
                     say(f"job {job} ({name}) ended; {len(remaining)} in flight")
             if remaining:
@@ -171,6 +175,7 @@ class SubmititLocalLauncher(SlurmArrayLauncher):
 
     name = "submitit-local"
     cluster = "local"
+    ended_grace_s = 0.0  # a finished process does not come back
     takes = ("gpus_per_run", "cpus_per_run", "time_min", "poll_s")
 
     def alive(self, jobs: Collection[str], say: Say) -> set[str]:
