@@ -71,7 +71,7 @@ def test_a_further_pre_registered_measurement_is_followed_then_shown_when_it_tra
     report = reproduce(tmp_path / "r1", mode="quick", progress=False, only=["images"], results=results)
     r1 = next(c for c in report["claims"] if c["key"] == "R1")
     assert r1["verdict"] == "holds" and "(10 epochs)" in r1["measured"]
-    assert "epochs-12/noisy-features/plan.json (12 epochs) is pre-registered, 0 of 12 runs finished" in r1["reason"]
+    assert "epochs-12/noisy-features/plan.json (12 epochs) is pre-registered, 0 of its 12 runs finished" in r1["reason"]
     command = r1["reason"].split("`")[-2]
     assert command.startswith("jepalab experiment noisy-features variance-subspaces depth --standard ")
     assert {"depths=[1,4]", "epochs=12", "evaluate=last"} <= set(command.split())

@@ -63,8 +63,9 @@ def _pending(folder: Path, name: str, results: Path) -> str:
     plan = _plan(folder)
     record = folder.parent / "store"
     done = sum((record / run["run"] / "summary.json").is_file() for run in plan["runs"])
-    return (f"{folder / 'plan.json'} ({plan['settings']['epochs']} epochs) is pre-registered, {done} of "
-            f"{len(plan['runs'])} runs finished: `{rerun(name, plan, _out(folder, results))}` resumes them")
+    return (f"{folder / 'plan.json'} ({plan['settings']['epochs']} epochs) is pre-registered, {done} of its "
+            f"{len(plan['runs'])} runs finished and recorded in {record}: `{rerun(name, plan, _out(folder, results))}`"
+            " resumes them")
 
 
 def experiment_summaries(paths: tuple[Path, ...]) -> list[tuple[Path, dict[str, Any]]]:
@@ -87,8 +88,8 @@ def find_experiment(name: str, ctx: PartContext) -> tuple[Path, dict[str, Any]] 
     reused = [(f, s) for f, s in experiment_summaries(ctx.reuse) if s.get("experiment") == name]
     if reused:
         return reused[-1]
-    measured = [(f, verify(f)) for f in standard_folders(name, ctx.results or Path("/nonexistent"))
-                if (f / "summary.json").is_file()]
+    planned = standard_folders(name, ctx.results) if ctx.results is not None else []
+    measured = [(f, verify(f)) for f in planned if (f / "summary.json").is_file()]
     return max(measured, key=lambda hit: _images_seen(hit[0])) if measured else None
 
 
