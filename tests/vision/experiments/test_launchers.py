@@ -41,9 +41,10 @@ def test_options_fail_at_load_time_naming_the_field() -> None:
         launch_options({"launcher": "submitit-local", "detach": True})
 
 
-def test_a_job_out_of_squeue_for_a_moment_is_still_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A requeued job leaves squeue (or shows CANCELLED) for a moment before it is PENDING again: the wait takes a
-    job for ended only once it has stayed out for the grace period."""
+def test_a_job_out_of_squeue_without_a_result_is_waited_for_in_case_it_is_being_requeued(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A requeued job leaves squeue while its old step is killed: out of the queue without its result pickle, a job
+    has ended only after the grace period (then it is neither waited for nor adopted); with its result, at once."""
     from jepalab.vision.experiments.launchers import submitit_array
 
     class Clock:
@@ -55,15 +56,25 @@ def test_a_job_out_of_squeue_for_a_moment_is_still_waited_for(monkeypatch: pytes
         def sleep(self, seconds: float) -> None:
             self.now += seconds
 
+    def launcher(looks: list[set[str]]) -> submitit_array.SlurmArrayLauncher:
+        clock.now, queue = 0.0, iter(looks + [set()] * 1000)
+        made = submitit_array.SlurmArrayLauncher(LaunchOptions(launcher="slurm", poll_s=5.0))
+        monkeypatch.setattr(made, "alive", lambda jobs, say: next(queue))
+        return made
+
     clock = Clock()
     monkeypatch.setattr(submitit_array, "time", clock)
-    looks = iter([set(), set(), {"7"}, {"7"}] + [set()] * 100)  # out, out, back (requeued, running), then done
-    launcher = submitit_array.SlurmArrayLauncher(LaunchOptions(launcher="slurm", poll_s=5.0))
-    monkeypatch.setattr(launcher, "alive", lambda jobs, say: next(looks))
+    entry = {"run-a": {"job": "7", "result": str(tmp_path / "7_0_result.pkl")}}
     said: list[str] = []
-    launcher._wait({"run-a": "7"}, said.append)
-    assert said == ["job 7 (run-a) ended; 0 in flight"]
-    assert clock.now == 20.0 + launcher.ended_grace_s  # out at 0 and 5 s, back at 10 and 15, out from 20 s
+    slurm = launcher([set(), set(), {"7"}, {"7"}])  # out, out, back (requeued, running), then out for good
+    slurm._wait(entry, said.append)
+    assert said == ["job 7 (run-a) ended; 0 in flight"] and clock.now == 20.0 + slurm.ended_grace_s
+    assert launcher([set(), set(), {"7"}])._queued(entry, said.append) == {"7"}  # back within the grace: adopted
+    assert "out of the queue without a result: waiting up to 120 s" in said[-1]
+    assert launcher([])._queued(entry, said.append) == set() and clock.now == slurm.ended_grace_s
+    (tmp_path / "7_0_result.pkl").write_bytes(b"")  # the job wrote its outcome: ended, no waiting
+    launcher([])._wait(entry, said.append)
+    assert clock.now == 0.0 and launcher([])._queued(entry, said.append) == set() and clock.now == 0.0
 
 
 def test_slurm_without_submitit_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -106,6 +117,14 @@ def _training(run: Path) -> bool:
     """Whether the run's trainer has logged a whole record (the diagnostics before step 0)."""
     path = run / "metrics.jsonl"
     return path.is_file() and path.read_text().endswith("\n")
+
+
+def _scheduler_log(job_log: str) -> str:
+    """What to read when a cluster command failed: the job's stderr and the SLURM controller's log, last lines."""
+    conf = os.environ.get("SLURM_CONF")
+    paths = [Path(job_log), *([Path(conf).parent / "slurmctld.log"] if conf else [])]
+    return "\n".join(f"--- {path}:\n" + "\n".join(path.read_text().splitlines()[-30:]) for path in paths
+                     if path.is_file())
 
 
 def _preempt(launcher_name: str, job: str, run: Path) -> None:
@@ -164,7 +183,7 @@ def test_a_sweep_through_submitit_equals_the_local_run(submitit_launcher: str, t
     job = json.loads((run.parent / "jobs" / "launched.json").read_text())[first]
     _preempt(submitit_launcher, job["job"], run)
     command.join(timeout=120)
-    assert codes == [0]
+    assert codes == [0], _scheduler_log(job["log"])
     assert ("0 job(s) submitted, 1 adopted" if detach else "1 job(s) submitted, 0 adopted") in capsys.readouterr().out
     output = Path(job["log"]).with_suffix(".out").read_text()
     assert "stop requested: ended this session at step" in output and f"resumed {run} at step" in output

@@ -71,7 +71,7 @@ class SlurmArrayLauncher(Launcher):
 
     name = "slurm"
     cluster: ClassVar[str] = "slurm"  # submitit's executor
-    ended_grace_s: ClassVar[float] = 20.0  # how long a job must stay out of squeue (or ENDED) to count as ended
+    ended_grace_s: ClassVar[float] = 120.0  # how long a job without a result must stay out of squeue to have ended
     takes = ("partition", "gpus_per_run", "cpus_per_run", "time_min", "array_parallelism", "detach", "poll_s")
 
     def __init__(self, options: LaunchOptions) -> None:
@@ -88,7 +88,7 @@ class SlurmArrayLauncher(Launcher):
             return 0
         folder, before = store / JOBS, {item.run: steps_done(item.run) for item in todo}
         record = self._record(folder)
-        alive = self.alive([record[item.run.name]["job"] for item in todo if item.run.name in record], say)
+        alive = self._queued({item.run.name: record[item.run.name] for item in todo if item.run.name in record}, say)
         fresh = [item for item in todo if record.get(item.run.name, {}).get("job") not in alive]
         for item in fresh:
             if item.run.name in record:
@@ -104,7 +104,7 @@ class SlurmArrayLauncher(Launcher):
         if self.options.detach:
             say("detached: run the same command again to collect the finished runs and write the results")
             return None
-        self._wait(jobs, say)
+        self._wait({name: record[name] for name in jobs}, say)
         failed = [item for item in todo if not complete(item.run, settings)]
         if failed:
             lines = [f"  {item.run.name}: job {record[item.run.name]['job']} {_why_unfinished(record[item.run.name])}"
@@ -153,18 +153,42 @@ class SlurmArrayLauncher(Launcher):
         states = dict(line.split(maxsplit=1) for line in listed.splitlines() if line.strip())
         return {job for job in jobs if job in states and states[job].strip() not in ENDED}
 
-    def _wait(self, jobs: dict[str, str], say: Say) -> None:
-        """Until every job of ``jobs`` (run folder name → job id) has left the queue for ``ended_grace_s`` (a job
-        being requeued passes through CANCELLED, or out of squeue, for a moment before it is PENDING again)."""
-        remaining, ended_since = dict(jobs), {}
+    def _gone(self, entries: dict[str, dict[str, str]], say: Say, out_since: dict[str, float]) -> set[str]:
+        """The runs of ``entries`` (run name → record entry) whose jobs have ended for good: out of the queue with
+        their result pickle written, or out of it for ``ended_grace_s`` since ``out_since`` (updated here): a job
+        being requeued leaves squeue while its old step is killed (SLURM's KillWait, 30 s by default)."""
+        alive, now = self.alive([entry["job"] for entry in entries.values()], say), time.monotonic()
+        gone = set()
+        for name, entry in entries.items():
+            if entry["job"] in alive:
+                out_since.pop(name, None)
+            elif Path(entry["result"]).is_file() or now - out_since.setdefault(name, now) >= self.ended_grace_s:
+                gone.add(name)
+        return gone
+
+    def _queued(self, entries: dict[str, dict[str, str]], say: Say) -> set[str]:
+        """The jobs of ``entries`` still queued or being requeued (to adopt, not to submit again); waits while a job
+        is out of the queue without a result, up to ``ended_grace_s``."""
+        out_since: dict[str, float] = {}
+        told = False
+        while True:
+            gone = self._gone(entries, say, out_since)
+            undecided = sorted(set(out_since) - gone)  # out of the queue, no result yet, within the grace period
+            if not undecided:
+                return {entry["job"] for name, entry in entries.items() if name not in gone}
+            if not told:
+                say(f"job(s) {', '.join(entries[n]['job'] for n in undecided)} out of the queue without a result: "
+                    f"waiting up to {self.ended_grace_s:.0f} s in case they are being requeued")
+                told = True
+            time.sleep(self.options.poll_s)
+
+    def _wait(self, entries: dict[str, dict[str, str]], say: Say) -> None:
+        """Until every job of ``entries`` (run name → record entry) has ended for good (:meth:`_gone`)."""
+        remaining, out_since = dict(entries), {}
         while remaining:
-            alive, now = self.alive(list(remaining.values()), say), time.monotonic()
-            for name, job in list(remaining.items()):
-                if job in alive:
-                    ended_since.pop(name, None)
-                elif now - ended_since.setdefault(name, now) >= self.ended_grace_s:
-                    del remaining[name]
-                    say(f"job {job} ({name}) ended; {len(remaining)} in flight")
+            for name in sorted(self._gone(remaining, say, out_since)):
+                job = remaining.pop(name)["job"]
+                say(f"job {job} ({name}) ended; {len(remaining)} in flight")
             if remaining:
                 time.sleep(self.options.poll_s)
 
