@@ -137,7 +137,7 @@ def _experiment(args: argparse.Namespace) -> int:
     from jepalab.rundir import output_dir
     from jepalab.vision.experiments import ExperimentSettings, experiment, run_experiments, write_plan
     from jepalab.vision.experiments.launchers import launch_options
-    from jepalab.vision.experiments.store import restore_light, save_light
+    from jepalab.vision.experiments.store import restore_light, run_folder, save_light
 
     names = [item for item in args.items if "=" not in item]
     if not names:
@@ -165,8 +165,9 @@ def _experiment(args: argparse.Namespace) -> int:
     store = Path(settings.runs_dir) if settings.runs_dir else Path("runs/store") if mode == "standard" else \
         next(iter(outs.values())) / "runs"
     record = root / "store" if mode == "standard" else None  # light copies of finished runs, committed with results
+    planned = {run_folder(store, cfg).name for name in names for _, cfg in experiment(name).runs(settings)}
     if args.save_finished:
-        saved = save_light(store, record or store.parent / "store-light")
+        saved = save_light(store, record or store.parent / "store-light", planned)
         print(f"recorded {len(saved)} finished, evaluated run(s) of {store} in {record}: commit them")
         return 0
     if record is not None:
@@ -175,7 +176,7 @@ def _experiment(args: argparse.Namespace) -> int:
             print(f"restored {len(restored)} finished run(s) from {record} into {store}")
     summaries = run_experiments(names, outs, settings, store, require_plan=mode in ("standard", "full"), launch=launch)
     if record is not None:
-        save_light(store, record)
+        save_light(store, record, planned)
     for name, summary in summaries.items():
         print(f"{name}: {summary['claim']}")
         for check in summary["checks"].values():

@@ -91,6 +91,9 @@ def test_finished_runs_resume_on_a_fresh_machine_from_their_light_record(tmp_pat
     for run in (p for p in (tmp_path / "store").iterdir() if p.is_dir()):  # the fake's files, plus eval's
         (run / "config.yaml").write_text("method: ijepa\\n")
         (run / "eval.json").write_text(json.dumps({"stand-in": True}))
+    one = sorted(p.name for p in (tmp_path / "store").iterdir() if p.is_dir())[0]
+    assert save_light(tmp_path / "store", tmp_path / "only", runs={one, "not-a-run"}) == [one]
+    assert [p.name for p in (tmp_path / "only").iterdir()] == [one]  # only the runs asked for
     saved = save_light(tmp_path / "store", tmp_path / "record")
     assert len(saved) == 12 and {p.name for p in (tmp_path / "record" / saved[0]).iterdir()} == set(LIGHT_FILES)
     assert restore_light(tmp_path / "record", tmp_path / "fresh") == saved

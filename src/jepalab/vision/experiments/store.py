@@ -9,7 +9,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -80,11 +80,14 @@ def _evaluation_current(run: Path, which: str, settings: EvalSettings) -> dict[s
     return result if [c["step"] for c in result["checkpoints"]] == expected else None
 
 
-def save_light(store: Path, record: Path) -> list[str]:
-    """Copy the light files of every finished, evaluated run of ``store`` into ``record/<run>/`` (a folder meant for
-    git: no checkpoints); returns the runs copied (all of them already there when ``record`` is ``store``)."""
+def save_light(store: Path, record: Path, runs: Collection[str] | None = None) -> list[str]:
+    """Copy the light files of every finished, evaluated run of ``store`` (those named in ``runs`` when given) into
+    ``record/<run>/`` (a folder meant for git: no checkpoints); returns the runs copied (all of them already there
+    when ``record`` is ``store``)."""
     copied = []
     for run in sorted(p for p in store.iterdir() if p.is_dir()) if store.is_dir() else []:
+        if runs is not None and run.name not in runs:
+            continue
         if (_read_json(run / "summary.json") or {}).get("finished") and (run / "eval.json").is_file():
             if (record / run.name).resolve() != run.resolve():
                 (record / run.name).mkdir(parents=True, exist_ok=True)
