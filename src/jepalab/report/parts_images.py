@@ -47,6 +47,11 @@ def _plan(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "plan.json").read_text())
 
 
+def _epochs(folder: Path) -> int:
+    """Epochs of ``folder``'s plan."""
+    return int(_plan(folder)["settings"]["epochs"])
+
+
 def _images_seen(folder: Path) -> int:
     """Training images each run of ``folder``'s plan sees: epochs × training images."""
     settings = _plan(folder)["settings"]
@@ -63,7 +68,7 @@ def _pending(folder: Path, name: str, results: Path) -> str:
     plan = _plan(folder)
     record = folder.parent / "store"
     done = sum((record / run["run"] / "summary.json").is_file() for run in plan["runs"])
-    return (f"{folder / 'plan.json'} ({plan['settings']['epochs']} epochs) is pre-registered, {done} of its "
+    return (f"{folder / 'plan.json'} ({_epochs(folder)} epochs) is pre-registered, {done} of its "
             f"{len(plan['runs'])} runs finished and recorded in {record}: `{rerun(name, plan, _out(folder, results))}`"
             " resumes them")
 
@@ -104,7 +109,7 @@ def other_measurements(name: str, shown: Path, ctx: PartContext) -> list[str]:
             sentences.append(_pending(folder, name, ctx.results))
             continue
         summary = json.loads((folder / "summary.json").read_text())
-        sentences.append(f"{folder} ({_plan(folder)['settings']['epochs']} epochs, {summary['seeds']} seed(s)): "
+        sentences.append(f"{folder} ({_epochs(folder)} epochs, {summary['seeds']} seed(s)): "
                          f"{summary['verdict']}" + (f" ({summary['reason']})" if summary.get("reason") else ""))
     return sentences
 
@@ -125,7 +130,7 @@ def provenance_line(folder: Path, summary: dict[str, Any]) -> tuple[str, dict[st
     if read and read != revision:  # the code that measured the runs differs from the code that trained them
         numbers["read_at"] = read
     where = f"at {revision}" + (f" (read at {read})" if "read_at" in numbers else "")
-    epochs = f" ({_plan(folder)['settings']['epochs']} epochs)" if (folder / "plan.json").is_file() else ""
+    epochs = f" ({_epochs(folder)} epochs)" if (folder / "plan.json").is_file() else ""
     return f"measured on {device} {where}, {summary['seeds']} seed(s), {summary['mode']} scale{epochs}", numbers
 
 

@@ -84,12 +84,12 @@ def save_light(store: Path, record: Path, runs: Collection[str] | None = None) -
     """Copy the light files of every finished, evaluated run of ``store`` (those named in ``runs`` when given) into
     ``record/<run>/`` (a folder meant for git: no checkpoints); returns the runs copied (all of them already there
     when ``record`` is ``store``)."""
-    copied = []
+    copied, same = [], record.resolve() == store.resolve()
     for run in sorted(p for p in store.iterdir() if p.is_dir()) if store.is_dir() else []:
         if runs is not None and run.name not in runs:
             continue
         if (_read_json(run / "summary.json") or {}).get("finished") and (run / "eval.json").is_file():
-            if (record / run.name).resolve() != run.resolve():
+            if not same:
                 (record / run.name).mkdir(parents=True, exist_ok=True)
                 for name in _light_files(run):
                     shutil.copy2(run / name, record / run.name / name)
