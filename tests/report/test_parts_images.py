@@ -186,3 +186,24 @@ def test_a_gated_claim_says_what_other_read_outs_measured(tmp_path: Path, monkey
     assert learning["mae"]["rankme_ratio"] == pytest.approx(2.0)
     assert "learning gate not met: ijepa gained +3.0 probe points" in r2["reason"]
     assert "mae kNN-20 +15.0 points, centred RankMe ×2.00" in r2["reason"]
+
+
+def test_the_same_runs_under_a_kNN_learning_gate_are_shown_beside_the_probe_gate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gate=knn20 decides the same runs in ``<name>-knn20-gate``: shown (equal training, decided), the probe-gated
+    folder named with its reason; claims.json keeps the label-probe gain and adds the gate's."""
+    install(monkeypatch, _little_probe_much_knn)
+    root = tmp_path / "results"
+    for gate in ("probe", "knn20"):
+        settings = ExperimentSettings(mode="standard", seeds=(0, 1, 2), gate=gate)
+        folder = root / ("variance-subspaces" if gate == "probe" else "variance-subspaces-knn20-gate")
+        run_experiments(["variance-subspaces"], {"variance-subspaces": folder}, settings, tmp_path / "store",
+                        say=lambda _: None)
+    report = reproduce(tmp_path / "report", mode="quick", progress=False, only=["images"], results=root)
+    r2 = next(c for c in report["claims"] if c["key"] == "R2")
+    assert r2["verdict"] != "not tested here" and "centred kNN-20 learning gate" in r2["measured"]
+    assert r2["numbers"]["min_probe_gain"]["ijepa"] == pytest.approx(3.0)
+    assert r2["numbers"]["learning_gate"]["read_out"] == "knn20"
+    assert r2["numbers"]["learning_gate"]["min_gain"]["mae"] == pytest.approx(15.0)
+    assert "gate=knn20" in r2["numbers"]["rerun"].split()
+    assert "variance-subspaces (10 epochs, 3 seed(s)): not tested here (learning gate not met" in r2["reason"]

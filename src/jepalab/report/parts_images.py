@@ -38,18 +38,25 @@ def rerun(name: str, plan: dict[str, Any] | None = None, out: str | None = None)
 
 
 def standard_folders(name: str, results: Path) -> list[Path]:
-    """The pre-registered standard measurements of experiment ``name``: ``results/<name>`` and every
-    ``results/<variant>/<name>`` (a further plan of the same claim, e.g. more epochs) holding a plan.json."""
-    return [f for f in [results / name, *sorted(results.glob(f"*/{name}"))] if (f / "plan.json").is_file()]
+    """The pre-registered standard measurements of experiment ``name``: ``results/<name>``, every
+    ``results/<variant>/<name>`` (a further plan of the same claim, e.g. more epochs), and beside each the same runs
+    decided under another learning gate (``<name>-<read-out>-gate``), each holding a plan.json of ``name``."""
+    candidates = [results / name, *sorted(results.glob(f"{name}-*-gate")), *sorted(results.glob(f"*/{name}")),
+                  *sorted(results.glob(f"*/{name}-*-gate"))]
+    return [f for f in candidates if (f / "plan.json").is_file() and _plan(f)["experiment"] == name]
 
 
 def _plan(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "plan.json").read_text())
 
 
-def _epochs(folder: Path) -> int:
-    """Epochs of ``folder``'s plan."""
-    return int(_plan(folder)["settings"]["epochs"])
+def _epochs(folder: Path) -> str:
+    """Epochs of ``folder``'s plan, and its learning gate when not the label probe's: "24 epochs[, kNN-20 gate]"."""
+    from jepalab.vision.experiments.rules import LEARNING_GATES
+
+    settings = _plan(folder)["settings"]
+    gate = settings.get("gate", "probe")
+    return f"{int(settings['epochs'])} epochs" + ("" if gate == "probe" else f", {LEARNING_GATES[gate]} learning gate")
 
 
 def _images_seen(folder: Path) -> int:
@@ -68,7 +75,7 @@ def _pending(folder: Path, name: str, results: Path) -> str:
     plan = _plan(folder)
     record = folder.parent / "store"
     done = sum((record / run["run"] / "summary.json").is_file() for run in plan["runs"])
-    return (f"{folder / 'plan.json'} ({_epochs(folder)} epochs) is pre-registered, {done} of its "
+    return (f"{folder / 'plan.json'} ({_epochs(folder)}) is pre-registered, {done} of its "
             f"{len(plan['runs'])} runs finished and recorded in {record}: `{rerun(name, plan, _out(folder, results))}`"
             " resumes them")
 
@@ -86,8 +93,9 @@ def experiment_summaries(paths: tuple[Path, ...]) -> list[tuple[Path, dict[str, 
 
 def find_experiment(name: str, ctx: PartContext) -> tuple[Path, dict[str, Any]] | None:
     """(folder, summary) of experiment ``name``: the last among ``--reuse``, else of its committed standard
-    measurements (:func:`standard_folders`) the one whose runs trained on the most images, each measurement
-    verified against its results.csv (a disagreement raises, naming the file)."""
+    measurements (:func:`standard_folders`) the one whose runs trained on the most images (among equals: a decided
+    one before one its learning gate left "not tested here", then the first listed), each measurement verified
+    against its results.csv (a disagreement raises, naming the file)."""
     from jepalab.vision.experiments.results import verify
 
     reused = [(f, s) for f, s in experiment_summaries(ctx.reuse) if s.get("experiment") == name]
@@ -95,7 +103,8 @@ def find_experiment(name: str, ctx: PartContext) -> tuple[Path, dict[str, Any]] 
         return reused[-1]
     planned = standard_folders(name, ctx.results) if ctx.results is not None else []
     measured = [(f, verify(f)) for f in planned if (f / "summary.json").is_file()]
-    return max(measured, key=lambda hit: _images_seen(hit[0])) if measured else None
+    return max(measured, key=lambda hit: (_images_seen(hit[0]), hit[1]["verdict"] != "not tested here")) \
+        if measured else None
 
 
 def other_measurements(name: str, shown: Path, ctx: PartContext) -> list[str]:
@@ -109,7 +118,7 @@ def other_measurements(name: str, shown: Path, ctx: PartContext) -> list[str]:
             sentences.append(_pending(folder, name, ctx.results))
             continue
         summary = json.loads((folder / "summary.json").read_text())
-        sentences.append(f"{folder} ({_epochs(folder)} epochs, {summary['seeds']} seed(s)): "
+        sentences.append(f"{folder} ({_epochs(folder)}, {summary['seeds']} seed(s)): "
                          f"{summary['verdict']}" + (f" ({summary['reason']})" if summary.get("reason") else ""))
     return sentences
 
@@ -126,11 +135,12 @@ def provenance_line(folder: Path, summary: dict[str, Any]) -> tuple[str, dict[st
     revision = _revisions(facts.get("git_revisions", ["unrecorded"]))
     read = _revisions({s["revision"] for s in facts.get("sessions", []) if s.get("revision")})
     numbers = {"seeds": summary["seeds"], "device": device, "revision": revision,
-               "min_probe_gain": summary.get("min_probe_gain", {}), "mode": summary["mode"]}
+               "min_probe_gain": summary.get("min_probe_gain", {}), "mode": summary["mode"],
+               **({"learning_gate": summary["learning_gate"]} if "learning_gate" in summary else {})}
     if read and read != revision:  # the code that measured the runs differs from the code that trained them
         numbers["read_at"] = read
     where = f"at {revision}" + (f" (read at {read})" if "read_at" in numbers else "")
-    epochs = f" ({_epochs(folder)} epochs)" if (folder / "plan.json").is_file() else ""
+    epochs = f" ({_epochs(folder)})" if (folder / "plan.json").is_file() else ""
     return f"measured on {device} {where}, {summary['seeds']} seed(s), {summary['mode']} scale{epochs}", numbers
 
 

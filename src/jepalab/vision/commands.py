@@ -137,6 +137,7 @@ def _experiment(args: argparse.Namespace) -> int:
     from jepalab.rundir import output_dir
     from jepalab.vision.experiments import ExperimentSettings, experiment, run_experiments, write_plan
     from jepalab.vision.experiments.launchers import launch_options
+    from jepalab.vision.experiments.results import folder_name
     from jepalab.vision.experiments.store import restore_light, run_folder, save_light
 
     names = [item for item in args.items if "=" not in item]
@@ -157,7 +158,7 @@ def _experiment(args: argparse.Namespace) -> int:
         outs = {names[0]: root}
     else:
         root = root or output_dir(None, "experiment-" + "-".join(names))
-        outs = {name: root / name for name in names}
+        outs = {name: root / folder_name(name, settings) for name in names}
     if args.plan:
         for name, out in outs.items():
             print(f"wrote {write_plan(name, out, settings)}: commit it, then run the same command without --plan")

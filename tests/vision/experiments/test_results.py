@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from fake_runs import install
 
 from jepalab.vision.experiments import ExperimentSettings, run_experiments, write_plan
 from jepalab.vision.experiments.registry import experiment
-from jepalab.vision.experiments.results import ResultsMismatch, check_plan, plan, verify
+from jepalab.vision.experiments.results import ResultsMismatch, check_plan, folder_name, plan, verify
 
 NAMES = ("noisy-features", "variance-subspaces", "depth")
 SETTINGS = ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1), depths=(1, 4))
@@ -103,3 +104,20 @@ def test_finished_runs_resume_on_a_fresh_machine_from_their_light_record(tmp_pat
     again = install(monkeypatch)
     run_experiments(("depth",), {"depth": tmp_path / "depth"}, SETTINGS, tmp_path / "fresh", say=lambda _: None)
     assert not again and verify(tmp_path / "depth")["verdict"] == first["depth"]["verdict"]
+
+
+def test_a_plan_written_before_the_gate_setting_existed_still_matches(tmp_path: Path) -> None:
+    """A setting added later reads as its default, so committed plans stay valid; another gate is another plan."""
+    write_plan("depth", tmp_path, SETTINGS)
+    data = json.loads((tmp_path / "plan.json").read_text())
+    del data["settings"]["gate"]
+    (tmp_path / "plan.json").write_text(json.dumps(data))
+    check_plan(tmp_path, plan(experiment("depth"), SETTINGS))
+    knn = replace(SETTINGS, gate="knn20")
+    gated = plan(experiment("depth"), knn)
+    assert "≥ 5 centred kNN-20 points" in gated["rule"] and "kNN-20" in gated["verdicts"]["holds"]
+    assert gated["runs"] == data["runs"] and folder_name("depth", knn) == "depth-knn20-gate"
+    with pytest.raises(ResultsMismatch, match="differs"):
+        check_plan(tmp_path, gated)
+    with pytest.raises(ValueError, match="learning-order has its own gate"):
+        plan(experiment("learning-order"), knn)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from jepalab.vision.experiments.rules import MIN_GAIN_POINTS, at_gain, gate, last_rows, matched, passes
+from jepalab.vision.experiments.rules import MIN_GAIN_POINTS, at_gain, gate, gate_rule, last_rows, matched, passes
 
 
 def _points(*pairs: tuple[float, float]) -> list[dict[str, float]]:
@@ -54,3 +54,15 @@ def test_gate_names_every_method_below_the_minimum_gain() -> None:
     assert gains == {"ijepa": 3.0, "mae": 7.0}
     assert "ijepa gained +3.0" in reason and "mae" not in reason and f"< {MIN_GAIN_POINTS:g}" in reason
     assert gate([{**rows[2], "method": "ijepa", "run": "c"}, rows[2]], ["ijepa", "mae"])[1] == ""
+
+
+def test_gate_on_knn20_reads_its_gain_over_the_random_init_column() -> None:
+    rows = [{"run": "a", "step": 1, "method": "ijepa", "probe_gain": 2.0, "knn20": 0.70, "random_knn20": 0.52},
+            {"run": "b", "step": 1, "method": "mae", "probe_gain": 2.0, "knn20": 0.55, "random_knn20": 0.52}]
+    gains, reason = gate(rows, ["ijepa", "mae"], "knn20")
+    assert gains == pytest.approx({"ijepa": 18.0, "mae": 3.0})
+    assert reason.startswith("learning gate not met: mae gained +3.0 centred kNN-20 points") and "ijepa" not in reason
+    assert gate(rows, ["ijepa", "mae"])[0] == {"ijepa": 2.0, "mae": 2.0}  # the label probe by default
+    assert "5 centred kNN-20 points" in gate_rule("knn20") and "5 probe points" in gate_rule()
+    with pytest.raises(ValueError, match="knn20"):
+        gate(rows, ["ijepa"], "knn200")

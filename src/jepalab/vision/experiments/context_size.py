@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure
 from jepalab.vision.experiments.registry import Experiment, register_experiment
-from jepalab.vision.experiments.rules import last_rows
+from jepalab.vision.experiments.rules import LEARNING_GATES, MIN_GAIN_POINTS, gate_rule, last_rows
 from jepalab.vision.experiments.settings import ExperimentSettings, pretrain_config
 
 __all__ = ["BASELINE", "CLAIM", "CONDITIONED", "PROBE_RANGE_POINTS", "ContextSize", "decide"]
@@ -28,10 +28,10 @@ CLAIM = (f"EC-IJEPA (our reading, beyond the paper): conditioning keeps the prob
 RULE = (f"held = (EC-IJEPA's probe range over context scales, of the seed-mean probe, ≤ {PROBE_RANGE_POINTS:g} points) "
         "AND (I-JEPA's range > EC-IJEPA's) AND (no (scale, seed) where I-JEPA's last checkpoint is collapsed has a "
         "collapsed EC-IJEPA run; vacuously true when I-JEPA never collapses, said in the checks). Collapsed = "
-        "centred RankMe < 0.05 × width (jepalab eval). Fewer than 3 seeds: indicative only. Decided only when every "
-        "encoder gained ≥ 5 probe points over its random init.")
-CONTROL = ("Both methods are I-JEPA-type encoders of the same size, budget and views; the learning gate (≥ 5 probe "
-           "points over random init for every run) keeps an encoder that learned nothing from passing as 'steady'.")
+        "centred RankMe < 0.05 × width (jepalab eval). Fewer than 3 seeds: indicative only. ")
+CONTROL = ("Both methods are I-JEPA-type encoders of the same size, budget and views; the learning gate (≥ {points:g} "
+           "{read_out} points over random init for every run) keeps an encoder that learned nothing from passing as "
+           "'steady'.")
 
 
 def _scale_name(scale: tuple[float, float]) -> str:
@@ -103,7 +103,8 @@ class ContextSize(Experiment):
                 for scale in settings.context_scales for method in (BASELINE, CONDITIONED) for seed in settings.seeds]
 
     def statement(self, settings: ExperimentSettings) -> dict[str, str]:
-        return {"claim": CLAIM, "rule": RULE, "control": CONTROL}
+        return {"claim": CLAIM, "rule": RULE + gate_rule(settings.gate),
+                "control": CONTROL.format(points=MIN_GAIN_POINTS, read_out=LEARNING_GATES[settings.gate])}
 
     def decide(self, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
         return decide(rows, len(settings.seeds))

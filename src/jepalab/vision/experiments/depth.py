@@ -15,7 +15,7 @@ from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure
 from jepalab.vision.experiments.noisy_features import noisy_runs
 from jepalab.vision.experiments.registry import Experiment, register_experiment
-from jepalab.vision.experiments.rules import curve, last_rows, matched, mean, passes
+from jepalab.vision.experiments.rules import curve, gate_rule, last_rows, matched, mean, passes
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.methods import method_spec
 
@@ -46,8 +46,7 @@ class Depth(Experiment):
             "rule": f"held = gap(deepest) − gap(shallowest) passes the shared test AND gap(deepest) passes it; gap = "
                     f"uptake*({rl}) − uptake*({jl}), uptake* = distractor R² − random-init R² at matched probe gain "
                     "g* = the smaller final gain of the two methods at that depth (per seed). Shared test: mean over "
-                    "seeds > 0 and, with ≥ 3 seeds, > the std over seeds. Decided only when every encoder gained ≥ 5 "
-                    "probe points over its random init.",
+                    "seeds > 0 and, with ≥ 3 seeds, > the std over seeds. " + gate_rule(settings.gate),
             "control": "At each depth the uptakes are read along each run's checkpoints at the probe gain both methods "
                        "reached, so a shallow encoder that learns less is not credited with taking up less. Raw "
                        "final-checkpoint gaps are reported beside them.",

@@ -105,6 +105,9 @@ class LearningOrder(Experiment):
         "paper_says": "The paper derives the order for deep linear networks only; it does not measure it on ViTs."}
 
     def runs(self, settings: ExperimentSettings) -> list[tuple[dict[str, Any], Any]]:
+        if settings.gate != "probe":
+            raise ValueError(f"gate={settings.gate}: learning-order has its own gate (directions learned, the deep "
+                             "linear control); leave gate at probe")
         return _runs(settings)
 
     def protocol(self) -> dict[str, Any]:

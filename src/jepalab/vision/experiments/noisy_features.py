@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure
 from jepalab.vision.experiments.registry import Experiment, register_experiment
-from jepalab.vision.experiments.rules import curve, last_rows, matched, mean, passes
+from jepalab.vision.experiments.rules import curve, gate_rule, last_rows, matched, mean, passes
 from jepalab.vision.experiments.settings import ExperimentSettings, pretrain_config
 from jepalab.vision.methods import method_spec
 
@@ -68,7 +68,7 @@ class NoisyFeatures(Experiment):
                     "strength / probe gain on the clean images; uptake* = distractor R² − random-init R² at "
                     "matched probe gain g* = the smaller final gain of the two methods at the strongest strength "
                     "(per seed). Shared test: mean over seeds > 0 and, with ≥ 3 seeds, > the std over seeds. "
-                    "Decided only when every encoder gained ≥ 5 probe points over its random init.",
+                    + gate_rule(settings.gate),
             "control": "Both tested numbers are relative to what each encoder learned: (a) divides by the clean gain "
                        "(an encoder that learned nothing has no gain to lose), (b) reads the uptake along each run's "
                        "checkpoints at the probe gain both methods reached (an encoder that learned nothing takes up "

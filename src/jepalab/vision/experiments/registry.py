@@ -73,11 +73,11 @@ class Experiment(ABC):
         return checkpoint_rows(labels, run, result)
 
     def gate(self, rows: list[dict[str, Any]], settings: ExperimentSettings) -> tuple[dict[str, float], str]:
-        """(smallest probe gain per method, why the claim is not tested here or ""): default the shared learning
-        gate (every encoder ≥ 5 probe points over its random init)."""
+        """(smallest gain per method on the gate's read-out, why the claim is not tested here or ""): default the
+        shared learning gate (every encoder ≥ 5 points over its random init on ``settings.gate``)."""
         from jepalab.vision.experiments.rules import gate
 
-        return gate(rows, sorted({r["method"] for r in rows}))
+        return gate(rows, sorted({r["method"] for r in rows}), settings.gate)
 
 
 _REGISTRY: dict[str, Experiment] = {}

@@ -18,12 +18,12 @@ from typing import Any
 from jepalab.config import config_to_dict, from_dict
 from jepalab.rundir import to_jsonable
 from jepalab.vision.experiments.registry import Experiment, experiment
-from jepalab.vision.experiments.rules import MIN_GAIN_POINTS
+from jepalab.vision.experiments.rules import LEARNING_GATES, MIN_GAIN_POINTS, min_gains
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import run_folder
 
-__all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "plan", "read_rows", "summarise",
-           "verify"]
+__all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "folder_name", "plan", "read_rows",
+           "summarise", "verify"]
 
 RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode", "tensorboard")
 """Settings that say where and how fast runs train, not what they are: ignored when a plan is compared."""
@@ -33,23 +33,34 @@ class ResultsMismatch(ValueError):
     """A results folder whose files disagree: the message names the file."""
 
 
+def folder_name(name: str, settings: ExperimentSettings) -> str:
+    """The results folder of experiment ``name`` inside a measurement's folder: ``name``, or ``name-<read-out>-gate``
+    when the learning gate is not on the label probe (the same runs decided under another registered gate)."""
+    return name if settings.gate == "probe" else f"{name}-{settings.gate}-gate"
+
+
 def plan(exp: Experiment, settings: ExperimentSettings) -> dict[str, Any]:
     """The pre-registration of ``exp`` at ``settings``: claim, rule, control, settings, runs (labels and the run
     folder, whose name hashes the run's resolved config: a changed recipe changes the plan) and verdict criteria."""
     runs = [{**labels, "run": run_folder(Path(), cfg).name} for labels, cfg in exp.runs(settings)]
+    gain = f"the minimum {LEARNING_GATES[settings.gate]} gain"
     return {"experiment": exp.name, "claim_key": exp.claim_key, "mode": settings.mode, **exp.statement(settings),
             "settings": config_to_dict(settings), **({"protocol": exp.protocol()} if exp.protocol() else {}),
             "seeds": list(settings.seeds), "runs": runs,
             "verdicts": exp.verdicts() or {
-                "holds": "every encoder gained ≥ the minimum probe gain and the rule's conditions pass",
-                "does not hold": "every encoder gained ≥ the minimum probe gain and a condition of the rule fails",
-                "not tested here": "an encoder gained less than the minimum probe gain over its random init (the "
+                "holds": f"every encoder gained ≥ {gain} and the rule's conditions pass",
+                "does not hold": f"every encoder gained ≥ {gain} and a condition of the rule fails",
+                "not tested here": f"an encoder gained less than {gain} over its random init (the "
                                    "claim is then not decided), or the runs are missing"},
             "min_probe_gain_points": MIN_GAIN_POINTS}
 
 
 def _comparable(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as JSON with its settings resolved (a setting added since the plan was written reads as its default)
+    and the runtime settings dropped."""
     data = json.loads(json.dumps(to_jsonable(data)))
+    data["settings"] = json.loads(json.dumps(to_jsonable(config_to_dict(from_dict(ExperimentSettings,
+                                                                                  data["settings"])))))
     for key in RUNTIME_SETTINGS:
         data["settings"].pop(key, None)
     return data
@@ -105,8 +116,10 @@ def summarise(exp: Experiment, rows: list[dict[str, Any]], settings: ExperimentS
     decided = exp.decide(rows, settings)
     gains, short = exp.gate(rows, settings)
     verdict = "not tested here" if short else "holds" if decided["held"] else "does not hold"
+    gated = {} if settings.gate == "probe" else {"learning_gate": {"read_out": settings.gate, "min_gain": gains}}
+    probe_gains = gains if settings.gate == "probe" else min_gains(rows, sorted(gains), "probe")
     return {"experiment": exp.name, "claim_key": exp.claim_key, "mode": settings.mode, **exp.statement(settings),
-            **decided, "min_probe_gain": gains, "verdict": verdict, "reason": short,
+            **decided, "min_probe_gain": probe_gains, **gated, "verdict": verdict, "reason": short,
             "seeds": len(settings.seeds)}
 
 

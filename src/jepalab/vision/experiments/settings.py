@@ -14,6 +14,7 @@ from typing import Any
 
 from jepalab.config import from_dict, merge_dicts, param
 from jepalab.data.folder import FOLDER_DATASET
+from jepalab.vision.experiments.rules import LEARNING_GATES
 from jepalab.vision.methods import method_spec
 from jepalab.vision.readout.evaluation import EvalSettings
 from jepalab.vision.training.pretrain_config import COMPILE_MODES, PretrainConfig
@@ -57,6 +58,9 @@ class ExperimentSettings:
     compile_mode: str = param("default", choices=COMPILE_MODES, help="train.compile_mode")
     tensorboard: bool = param(False, help="train.tensorboard of every run: TensorBoard scalars beside metrics.jsonl "
                               "(docs/cluster.md)")
+    gate: str = param("probe", choices=tuple(LEARNING_GATES), help="read-out of the learning gate: a claim is decided "
+                      "only when every encoder gained ≥ 5 points on it over its random init (probe: the label "
+                      "probe; knn20: centred kNN-20); not learning-order, which has its own")
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(train_images=5000, test_images=1000,
                                                                    probe="ridge", readouts=()))
 

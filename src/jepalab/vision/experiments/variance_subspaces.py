@@ -18,7 +18,7 @@ from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure
 from jepalab.vision.experiments.noisy_features import noisy_runs
 from jepalab.vision.experiments.registry import Experiment, register_experiment
-from jepalab.vision.experiments.rules import curve, last_rows, matched, mean, passes
+from jepalab.vision.experiments.rules import curve, gate_rule, last_rows, matched, mean, passes
 from jepalab.vision.experiments.settings import ExperimentSettings, pretrain_config
 from jepalab.vision.methods import method_spec
 
@@ -55,8 +55,7 @@ class VarianceSubspaces(Experiment):
                      "amount learned (our protocol).",
             "rule": f"held = shift*({jl}) − shift*({rl}) passes the shared test; shift* = Δ − Δ(random-init encoder) "
                     "at matched probe gain g* = the smaller final gain of the two methods (per seed). Shared test: "
-                    "mean over seeds > 0 and, with ≥ 3 seeds, > the std over seeds. Decided only when every encoder "
-                    "gained ≥ 5 probe points over its random init.",
+                    "mean over seeds > 0 and, with ≥ 3 seeds, > the std over seeds. " + gate_rule(settings.gate),
             "control": "Δ is read relative to the random-init encoder and along each run's checkpoints at the probe "
                        "gain both methods reached, so a method is not credited for a Δ its random init already has "
                        "or for a shift that only reflects learning more. The raw final Δ is reported beside it.",
