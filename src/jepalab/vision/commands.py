@@ -309,12 +309,18 @@ def _add_compare(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _experiment_help(parser: argparse.ArgumentParser) -> str:
-    """``jepalab experiment --help`` with the registered experiments (discovered only when help is asked for)."""
-    from jepalab.vision.experiments import available_experiments
+    """``jepalab experiment --help`` with the registered experiments (discovered only when help is asked for) and
+    the key=value settings."""
+    from jepalab.vision.experiments import ExperimentSettings, available_experiments
 
     lines = [f"  {name}: {(type(exp).__doc__ or '').strip().splitlines()[0]}"
              for name, exp in available_experiments().items()]
-    parser.epilog = "registered experiments:\n" + "\n".join(lines)
+    settings = [textwrap.fill(f"{f.name}: {f.metadata['help']}" + (f" (one of {', '.join(f.metadata['choices'])})"
+                                                                    if f.metadata.get("choices") else ""),
+                              100, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False)
+                for f in dataclasses.fields(ExperimentSettings) if f.metadata.get("help")]
+    parser.epilog = ("registered experiments:\n" + "\n".join(lines) + "\n\nsettings (key=value over the mode's "
+                     "defaults; eval.<key> for the evaluation's):\n" + "\n".join(settings))
     parser.description = textwrap.fill(parser.description or "", 100)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     return argparse.ArgumentParser.format_help(parser)
@@ -332,7 +338,7 @@ def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
                                           "--full need a committed plan.json (--plan writes it). Re-running reuses "
                                           "finished runs.")
     x.add_argument("items", nargs="+", metavar="NAME|key=value",
-                   help="experiment names, then settings, e.g. noisy-features depth seeds=[0,1,2] epochs=5 folder=DIR")
+                   help="experiment names, then settings, e.g. noisy-features depth seeds=[0,1,2] epochs=5 gate=knn20")
     mode = x.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small models, few steps, 1 seed (default)")
     mode.add_argument("--standard", action="store_true", help="the CPU presets' scale, 3 seeds (about 3 h for "
@@ -341,7 +347,7 @@ def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--plan", action="store_true", help="write each experiment's plan.json (claim, rule, control, "
                    "settings) and stop")
     x.add_argument("--save-finished", action="store_true", help="--standard: copy the finished, evaluated runs' light "
-                   "files (no checkpoints) into results/store, to commit while runs go on; a later --standard run on "
+                   "files (no checkpoints) into OUT/store, to commit while runs go on; a later --standard run on "
                    "a fresh machine restores them and trains only the rest")
     x.add_argument("--out", default=None, help="experiment folder (several names: their parent; default "
                    "runs/experiment-<names>-<time>, results/ with --standard)")
