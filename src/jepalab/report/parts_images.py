@@ -152,19 +152,17 @@ def learning_measures(folder: Path) -> dict[str, dict[str, float]]:
     random-init encoder (points), and centred RankMe over the random-init encoder's (ratio); {} where results.csv
     lacks those columns."""
     from jepalab.vision.experiments.results import read_rows
-    from jepalab.vision.experiments.rules import last_rows
+    from jepalab.vision.experiments.rules import last_rows, min_gains
 
     path = folder / "results.csv"
     rows = last_rows(read_rows(path)) if path.is_file() else []
     if not rows or any(rows[0].get(column) is None for column in LEARNING_COLUMNS):
         return {}
-    measures = {}
-    for method in sorted({r["method"] for r in rows}):
-        mine = [r for r in rows if r["method"] == method]
-        measures[method] = {"probe_points": min(100 * (r["probe"] - r["random_probe"]) for r in mine),
-                            "knn20_points": min(100 * (r["knn20"] - r["random_knn20"]) for r in mine),
-                            "rankme_ratio": min(r["rankme"] / r["random_rankme"] for r in mine)}
-    return measures
+    methods = sorted({r["method"] for r in rows})
+    probe, knn = min_gains(rows, methods, "probe"), min_gains(rows, methods, "knn20")
+    return {m: {"probe_points": probe[m], "knn20_points": knn[m],
+                "rankme_ratio": min(r["rankme"] / r["random_rankme"] for r in rows if r["method"] == m)}
+            for m in methods}
 
 
 def _learning_sentence(measures: dict[str, dict[str, float]]) -> str:
