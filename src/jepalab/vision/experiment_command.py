@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 def run_experiment_command(args: argparse.Namespace) -> int:
+    """Run (or plan, or record) the named experiments with the mode's settings; print each verdict; exit code 0."""
     from jepalab.config import config_to_dict, from_dict, merge_dicts, parse_overrides
     from jepalab.rundir import output_dir
     from jepalab.vision.experiments import ExperimentSettings, experiment, run_experiments, write_plan
