@@ -46,8 +46,9 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     record = root / "store" if mode == "standard" else None  # light copies of finished runs, committed with results
     planned = {run_folder(store, cfg).name for name in names for _, cfg in experiment(name).runs(settings)}
     if args.save_finished:
-        saved = save_light(store, record or store.parent / "store-light", planned)
-        print(f"recorded {len(saved)} finished, evaluated run(s) of {store} in {record}: commit them")
+        target = record or store.parent / "store-light"
+        saved = save_light(store, target, planned)
+        print(f"recorded {len(saved)} finished, evaluated run(s) of {store} in {target}: commit them")
         return 0
     if record is not None:
         restored = restore_light(record, store)
@@ -64,6 +65,7 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         print(f"  verdict: {summary['verdict']}{reason} ({summary['mode']} mode, {summary['seeds']} seed(s)); "
               f"wrote {outs[name]}/summary.json, results.csv and figures")
     return 0
+
 
 def _experiment_help(parser: argparse.ArgumentParser) -> str:
     """``jepalab experiment --help`` with the registered experiments (discovered only when help is asked for) and
