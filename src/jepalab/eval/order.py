@@ -4,7 +4,9 @@ A feature's learning step is the first step at which its curve's gain over the f
 reaches ``share`` of its final gain, linearly interpolated between records (:func:`learning_steps`); a feature whose
 final gain is below ``min_gain`` was not learned (``inf``). Orders are compared by Spearman correlation with tied
 ranks averaged, ``inf`` ranking last (:func:`rank_correlation`), and the dependence of an order on one quantity given
-another by the partial Spearman correlation (:func:`partial_rank_correlation`).
+another by the partial Spearman correlation (:func:`partial_rank_correlation`). Values within a relative
+:data:`TIE_RTOL` of each other are tied: features that all saturate before the same record get the same interpolated
+step up to rounding, and the order of their last bits differs between CPUs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import math
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["learning_steps", "partial_rank_correlation", "rank_correlation"]
+__all__ = ["TIE_RTOL", "learning_steps", "partial_rank_correlation", "rank_correlation"]
+
+TIE_RTOL = 1e-9  # relative gap below which two values rank as tied
 
 
 def learning_steps(steps: object, values: object, share: float = 0.5, min_gain: float = 0.0) -> np.ndarray:
@@ -49,7 +53,15 @@ def _ranks(name: str, value: object) -> np.ndarray:
     array = np.asarray(value, dtype=float)
     if array.ndim != 1 or np.isnan(array).any():
         raise ValueError(f"{name} must be a 1-D array without NaN; got shape {array.shape}")
-    return rankdata(array)  # average ranks for ties; inf ranks last
+    order = np.argsort(array, kind="stable")
+    ascending = array[order]
+    with np.errstate(invalid="ignore"):  # inf − inf
+        close = np.isfinite(ascending[1:]) & (np.diff(ascending) <= TIE_RTOL * np.abs(ascending[1:]))
+    starts = np.concatenate([[True], ~close])
+    snapped = ascending[starts][np.cumsum(starts) - 1]  # each value → the smallest of its run of near-equal values
+    ranks = np.empty_like(array)
+    ranks[order] = rankdata(snapped)  # average ranks for ties; inf ranks last
+    return ranks
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:

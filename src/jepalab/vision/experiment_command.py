@@ -37,6 +37,8 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     else:
         root = root or output_dir(None, "experiment-" + "-".join(names))
         outs = {name: root / folder_name(name, settings) for name in names}
+    if args.resummarise:
+        return _resummarise(outs)
     if args.plan:
         for name, out in outs.items():
             print(f"wrote {write_plan(name, out, settings)}: commit it, then run the same command without --plan")
@@ -57,6 +59,20 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     summaries = run_experiments(names, outs, settings, store, require_plan=mode in ("standard", "full"), launch=launch)
     if record is not None:
         save_light(store, record, planned)
+    _print_verdicts(summaries, outs)
+    return 0
+
+
+def _resummarise(outs: dict[str, Path]) -> int:
+    """Rewrite each folder's summary.json and figures from its committed results.csv; print the verdicts."""
+    from jepalab.vision.experiments.runner import resummarise
+
+    _print_verdicts({name: resummarise(out) for name, out in outs.items()}, outs)
+    return 0
+
+
+def _print_verdicts(summaries: dict[str, dict], outs: dict[str, Path]) -> None:
+    """Each experiment's claim, rule checks and verdict."""
     for name, summary in summaries.items():
         print(f"{name}: {summary['claim']}")
         for check in summary["checks"].values():
@@ -64,7 +80,6 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         reason = f" ({summary['reason']})" if summary["reason"] else ""
         print(f"  verdict: {summary['verdict']}{reason} ({summary['mode']} mode, {summary['seeds']} seed(s)); "
               f"wrote {outs[name]}/summary.json, results.csv and figures")
-    return 0
 
 
 def _experiment_help(parser: argparse.ArgumentParser) -> str:
@@ -109,6 +124,9 @@ def add_experiment(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--save-finished", action="store_true", help="--standard: copy the finished, evaluated runs' light "
                    "files (no checkpoints) into OUT/store, to commit while runs go on; a later --standard run on "
                    "a fresh machine restores them and trains only the rest")
+    x.add_argument("--resummarise", action="store_true", help="--standard/--full: rewrite each folder's summary.json "
+                   "and figures from its committed results.csv with this revision's rule code (after a fix to a rule; "
+                   "no run is trained or evaluated) and log it in provenance.json")
     x.add_argument("--out", default=None, help="experiment folder (several names: their parent; default "
                    "runs/experiment-<names>-<time>, results/ with --standard)")
     x.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")

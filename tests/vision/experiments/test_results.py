@@ -15,6 +15,7 @@ from fake_runs import install
 from jepalab.vision.experiments import ExperimentSettings, run_experiments, write_plan
 from jepalab.vision.experiments.registry import experiment
 from jepalab.vision.experiments.results import ResultsMismatch, check_plan, folder_name, plan, verify
+from jepalab.vision.experiments.runner import resummarise
 
 NAMES = ("noisy-features", "variance-subspaces", "depth")
 SETTINGS = ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1), depths=(1, 4))
@@ -63,6 +64,24 @@ def test_a_tampered_summary_or_results_file_is_rejected(tmp_path: Path, monkeypa
     (folder / "results.csv").write_text("\n".join([header, first.replace(",0.", ",0.9", 1), *rest]))
     with pytest.raises(ResultsMismatch, match=r"results\.csv changed"):
         verify(folder)
+
+
+def test_resummarise_rewrites_a_stale_summary_from_the_committed_rows(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a fix to a rule, the summary is recomputed from results.csv alone: no run folder is needed and the
+    measured rows are not touched."""
+    _run(tmp_path, monkeypatch, ("noisy-features",))
+    folder = tmp_path / "noisy-features"
+    rows = (folder / "results.csv").read_bytes()
+    stale = json.loads((folder / "summary.json").read_text())
+    stale["effects"]["retained_share"][0] += 0.5  # as written by an older rule
+    (folder / "summary.json").write_text(json.dumps(stale))
+    (tmp_path / "store").rename(tmp_path / "gone")
+    summary = resummarise(folder)
+    assert verify(folder) == summary
+    assert summary["effects"]["retained_share"][0] == pytest.approx(stale["effects"]["retained_share"][0] - 0.5)
+    assert (folder / "results.csv").read_bytes() == rows
+    assert len(json.loads((folder / "provenance.json").read_text())["resummarised"]) == 1
 
 
 def test_a_standard_run_needs_its_plan_committed(tmp_path: Path) -> None:

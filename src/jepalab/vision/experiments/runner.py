@@ -12,14 +12,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jepalab.config import from_dict
 from jepalab.rundir import environment, write_csv, write_json
 from jepalab.vision.experiments.launchers import LaunchOptions
 from jepalab.vision.experiments.registry import Experiment, experiment
-from jepalab.vision.experiments.results import check_plan, file_sha256, plan, summarise
+from jepalab.vision.experiments.results import check_plan, file_sha256, plan, read_rows, summarise
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import execute, run_folder
 
-__all__ = ["device_facts", "run_experiment", "run_experiments", "write_plan"]
+__all__ = ["device_facts", "resummarise", "run_experiment", "run_experiments", "write_plan"]
 
 Say = Callable[[str], None]
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
@@ -134,3 +135,22 @@ def run_experiment(name: str, out: str | Path, settings: ExperimentSettings, say
     out = Path(out)
     store = Path(settings.runs_dir) if settings.runs_dir else out / "runs"
     return run_experiments([name], {name: out}, settings, store, say)[name]
+
+
+def resummarise(out: Path) -> dict[str, Any]:
+    """Rewrite ``out``'s summary.json and figures from its committed plan.json and results.csv with the rule code of
+    this revision (after a fix to a rule or a rank statistic; the measured rows are left as they are) and log it in
+    provenance.json's ``resummarised``; returns the summary."""
+    out = Path(out)
+    planned = json.loads((out / "plan.json").read_text())
+    exp, settings = experiment(planned["experiment"]), from_dict(ExperimentSettings, planned["settings"])
+    rows = read_rows(out / "results.csv")
+    exp.plot(rows, settings, out)
+    summary = {**summarise(exp, rows, settings), "results_sha256": file_sha256(out / "results.csv")}
+    write_json(out / "summary.json", summary)
+    provenance = json.loads((out / "provenance.json").read_text())
+    provenance.setdefault("resummarised", []).append({
+        "revision": environment()["git_revision"], "command": " ".join(sys.argv),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    write_json(out / "provenance.json", provenance)
+    return summary
