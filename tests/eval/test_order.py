@@ -52,15 +52,15 @@ def test_rank_correlation_is_spearman_with_ties_and_inf_last() -> None:
 
 
 def test_values_equal_up_to_rounding_rank_as_tied() -> None:
-    """Three features saturated before the first snapshot share one interpolated step up to their last bits: the
-    correlation must not depend on the order of those bits (it differs between CPUs)."""
+    """Three features saturated before the first snapshot share one interpolated step up to the integrator's noise:
+    the correlation must not depend on the order of that noise (it differs between CPUs and thread counts)."""
     step = 3009.62010833
     predicted = [1.0, 2.0, 3.0, 4.0, 5.0]
     tied = spearmanr([step, step, step, 8880.8, 9041.2], predicted).statistic
-    for bits in ([0.0, 3e-14, -2e-14], [2e-14, -1e-14, 0.0], [0.0, 0.0, 5e-11]):
+    for bits in ([0.0, 3e-14, -2e-14], [2e-14, -1e-14, 0.0], [0.0, 0.0, 1e-10], [0.0, 0.0, -2e-9]):
         observed = [step * (1 + b) for b in bits] + [8880.8, 9041.2]
         assert rank_correlation(observed, predicted) == pytest.approx(tied)
-    assert rank_correlation([1.0, 1.0 + 1e-6, 2.0, np.inf], [1, 2, 3, 4]) == pytest.approx(1.0)  # 1e-6 is a real gap
+    assert rank_correlation([1.0, 1.0 + 1e-4, 2.0, np.inf], [1, 2, 3, 4]) == pytest.approx(1.0)  # 1e-4 is a real gap
 
 
 def test_partial_rank_correlation_separates_the_two_causes() -> None:
