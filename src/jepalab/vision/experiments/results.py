@@ -22,8 +22,8 @@ from jepalab.vision.experiments.rules import LEARNING_GATES, MIN_GAIN_POINTS, mi
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import run_folder
 
-__all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "folder_name", "plan", "read_rows",
-           "summarise", "verify"]
+__all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "folder_name", "plan", "read_plan",
+           "read_rows", "summarise", "verify"]
 
 RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode", "tensorboard")
 """Settings that say where and how fast runs train, not what they are: ignored when a plan is compared."""
@@ -165,6 +165,12 @@ def _difference(a: Any, b: Any, where: str = "") -> str | None:
     return None if a == b else where
 
 
+def read_plan(folder: Path) -> tuple[dict[str, Any], Experiment, ExperimentSettings]:
+    """``folder``'s plan.json, the experiment it names and the settings it registered."""
+    planned = json.loads((Path(folder) / "plan.json").read_text())
+    return planned, experiment(planned["experiment"]), from_dict(ExperimentSettings, planned["settings"])
+
+
 def verify(folder: Path) -> dict[str, Any]:
     """Recompute ``folder``'s verdict from results.csv with the rule of the experiment named in plan.json; raise
     :class:`ResultsMismatch` naming the file when summary.json disagrees, or plan.json with the summary."""
@@ -172,9 +178,7 @@ def verify(folder: Path) -> dict[str, Any]:
     for name in ("plan.json", "summary.json", "results.csv"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder / name} is missing")
-    planned = json.loads((folder / "plan.json").read_text())
-    exp = experiment(planned["experiment"])
-    settings = from_dict(ExperimentSettings, planned["settings"])
+    planned, exp, settings = read_plan(folder)
     try:
         recomputed = json.loads(json.dumps(to_jsonable(summarise(exp, read_rows(folder / "results.csv"), settings))))
     except (KeyError, ValueError, TypeError) as error:

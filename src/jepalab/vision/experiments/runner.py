@@ -12,11 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jepalab.config import from_dict
 from jepalab.rundir import environment, write_csv, write_json
 from jepalab.vision.experiments.launchers import LaunchOptions
 from jepalab.vision.experiments.registry import Experiment, experiment
-from jepalab.vision.experiments.results import check_plan, file_sha256, plan, read_rows, summarise
+from jepalab.vision.experiments.results import check_plan, file_sha256, plan, read_plan, read_rows, summarise
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import execute, run_folder
 
@@ -90,6 +89,11 @@ def _finish(exp: Experiment, out: Path, labelled: list[tuple[dict[str, Any], Pat
     write_csv(out / "results.csv", rows)
     write_csv(out / "curves.csv", _loss_curves(labelled))
     write_json(out / "provenance.json", _provenance(out, labelled, session, settings))
+    return _write_summary(exp, out, rows, settings)
+
+
+def _write_summary(exp: Experiment, out: Path, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict:
+    """The figures and summary.json of ``rows`` (those of ``out``/results.csv) by ``exp``'s rule; returns it."""
     exp.plot(rows, settings, out)
     summary = {**summarise(exp, rows, settings), "results_sha256": file_sha256(out / "results.csv")}
     write_json(out / "summary.json", summary)
@@ -142,12 +146,8 @@ def resummarise(out: Path) -> dict[str, Any]:
     this revision (after a fix to a rule or a rank statistic; the measured rows are left as they are) and log it in
     provenance.json's ``resummarised``; returns the summary."""
     out = Path(out)
-    planned = json.loads((out / "plan.json").read_text())
-    exp, settings = experiment(planned["experiment"]), from_dict(ExperimentSettings, planned["settings"])
-    rows = read_rows(out / "results.csv")
-    exp.plot(rows, settings, out)
-    summary = {**summarise(exp, rows, settings), "results_sha256": file_sha256(out / "results.csv")}
-    write_json(out / "summary.json", summary)
+    _, exp, settings = read_plan(out)
+    summary = _write_summary(exp, out, read_rows(out / "results.csv"), settings)
     provenance = json.loads((out / "provenance.json").read_text())
     provenance.setdefault("resummarised", []).append({
         "revision": environment()["git_revision"], "command": " ".join(sys.argv),
