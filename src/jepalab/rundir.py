@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CPU_FLAGS",
     "atomic_write_bytes",
     "atomic_write_text",
     "environment",
+    "host_facts",
     "new_run_dir",
     "output_dir",
     "save_figure",
@@ -131,6 +133,25 @@ def _git_revision() -> str | None:
         ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, check=False
     )
     return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+"""The /proc/cpuinfo flags that decide CPU speed and bf16 support, recorded with every run."""
+
+
+def host_facts() -> dict[str, Any]:
+    """This machine: host name, kernel, CPU model, core count and the flags of :data:`CPU_FLAGS` (/proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    return {"host": platform.node(), "kernel": platform.release(), "cpu": model, "cores": os.cpu_count(),
+            "flags": [f for f in CPU_FLAGS if f in flags]}
 
 
 def environment() -> dict[str, Any]:

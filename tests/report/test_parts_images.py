@@ -156,7 +156,8 @@ def test_a_registered_toy_experiment_appears_in_help_and_report(tmp_path: Path, 
         main(["experiment", "--help"])
     shown = capsys.readouterr().out
     assert "toy-noise: A toy copy of noisy-features." in shown
-    assert "  gate: read-out of the learning gate" in shown and "(one of probe, knn20)" in shown  # the settings
+    assert "  gate: read-out of the learning gate" in shown  # the settings
+    assert "(one of probe, knn20, noise)" in " ".join(shown.split())
     install(monkeypatch)
     settings = ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1))
     run_experiments(["toy-noise"], {"toy-noise": tmp_path / "results" / "toy-noise"}, settings, tmp_path / "store",

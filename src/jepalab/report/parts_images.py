@@ -93,9 +93,9 @@ def experiment_summaries(paths: tuple[Path, ...]) -> list[tuple[Path, dict[str, 
 
 def find_experiment(name: str, ctx: PartContext) -> tuple[Path, dict[str, Any]] | None:
     """(folder, summary) of experiment ``name``: the last among ``--reuse``, else of its committed standard
-    measurements (:func:`standard_folders`) the one whose runs trained on the most images (among equals: a decided
-    one before one its learning gate left "not tested here", then the first listed), each measurement verified
-    against its results.csv (a disagreement raises, naming the file)."""
+    measurements (:func:`standard_folders`) a confirmatory one, else the one whose runs trained on the most images
+    (among equals: a decided one before one its learning gate left "not tested here", then the first listed), each
+    measurement verified against its results.csv (a disagreement raises, naming the file)."""
     from jepalab.vision.experiments.results import verify
 
     reused = [(f, s) for f, s in experiment_summaries(ctx.reuse) if s.get("experiment") == name]
@@ -103,8 +103,8 @@ def find_experiment(name: str, ctx: PartContext) -> tuple[Path, dict[str, Any]] 
         return reused[-1]
     planned = standard_folders(name, ctx.results) if ctx.results is not None else []
     measured = [(f, verify(f)) for f in planned if (f / "summary.json").is_file()]
-    return max(measured, key=lambda hit: (_images_seen(hit[0]), hit[1]["verdict"] != "not tested here")) \
-        if measured else None
+    return max(measured, key=lambda hit: (bool(hit[1].get("confirmatory")), _images_seen(hit[0]),
+                                          hit[1]["verdict"] != "not tested here")) if measured else None
 
 
 def other_measurements(name: str, shown: Path, ctx: PartContext) -> list[str]:

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from jepalab.vision.experiments.rules import MIN_GAIN_POINTS, at_gain, gate, gate_rule, last_rows, matched, passes
+from jepalab.vision.experiments.rules import (
+    MIN_GAIN_POINTS,
+    NOISE_MULTIPLE,
+    at_gain,
+    first_segment,
+    gain_noise,
+    gate,
+    gate_rule,
+    last_rows,
+    matched,
+    passes,
+)
 
 
 def _points(*pairs: tuple[float, float]) -> list[dict[str, float]]:
@@ -66,3 +78,33 @@ def test_gate_on_knn20_reads_its_gain_over_the_random_init_column() -> None:
     assert "5 centred kNN-20 points" in gate_rule("knn20") and "5 probe points" in gate_rule()
     with pytest.raises(ValueError, match="knn20"):
         gate(rows, ["ijepa"], "knn200")
+
+
+def test_gain_noise_is_the_binomial_sd_of_both_accuracies() -> None:
+    row = {"probe": 0.78, "random_probe": 0.73, "probe_gain": 5.0}
+    expected = 100 * math.sqrt((0.78 * 0.22 + 0.73 * 0.27) / 10000)
+    assert gain_noise(row, 10000) == pytest.approx(expected)  # ≈ 0.61 points
+    rng = np.random.default_rng(0)  # the spread of a test-set bootstrap of both accuracies
+    correct = rng.random(10000) < 0.78, rng.random(10000) < 0.73
+    draws = rng.integers(0, 10000, size=(400, 10000))
+    boot = 100 * (correct[0][draws].mean(1) - correct[1][draws].mean(1))
+    assert boot.std() == pytest.approx(expected, rel=0.1)
+
+
+def test_noise_gate_binds_on_a_gain_within_four_noise_widths() -> None:
+    rows = [{"run": "a", "step": 2, "method": "ijepa", "probe": 0.78, "random_probe": 0.73, "probe_gain": 5.0},
+            {"run": "b", "step": 2, "method": "mae", "probe": 0.745, "random_probe": 0.73, "probe_gain": 1.5}]
+    ratios, reason = gate(rows, ["ijepa", "mae"], "noise", 10000)
+    assert ratios["ijepa"] > NOISE_MULTIPLE > ratios["mae"]
+    assert "mae's smallest probe gain is 2.4 × its sampling noise" in reason and "ijepa" not in reason
+    assert "4 × its sampling noise" in gate_rule("noise")
+    with pytest.raises(ValueError, match="test images"):
+        gate(rows, ["ijepa", "mae"], "noise")
+
+
+def test_a_matched_read_before_the_first_checkpoint_is_a_first_segment_read() -> None:
+    slow, fast = _points((2.0, 0.1), (3.0, 0.2)), _points((5.0, 0.5), (20.0, 0.9))
+    target, _, _ = matched(slow, fast, "uptake")
+    assert target == 3.0
+    assert first_segment(fast, target) and not first_segment(slow, target)  # fast was read between init and 5.0
+    assert not first_segment(fast, 0.0)

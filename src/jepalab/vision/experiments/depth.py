@@ -15,7 +15,16 @@ from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure
 from jepalab.vision.experiments.noisy_features import noisy_runs
 from jepalab.vision.experiments.registry import Experiment, register_experiment
-from jepalab.vision.experiments.rules import curve, gate_rule, last_rows, matched, mean, passes
+from jepalab.vision.experiments.rules import (
+    curve,
+    first_segment,
+    gate_rule,
+    last_rows,
+    matched,
+    mean,
+    passes,
+    segment_reads,
+)
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.methods import method_spec
 
@@ -33,6 +42,23 @@ class Depth(Experiment):
         "source": "beyond the paper",
         "provenance": "the theory's depth effect (claim 4) tested on ViTs; our protocol",
         "paper_says": "Deep linear theory only: JEPA's ρ-greediness grows with depth."}
+    smallest_effects: ClassVar[dict[str, tuple[float, str]]] = {
+        "gap_growth": (0.01, "R² 0.01 of the distractor amplitude, the same unit and size as noisy-features' uptake "
+                             "test"),
+        "gap_at_deepest": (0.01, "as noisy-features' uptake test (the same runs: not independent support)")}
+
+    def tested_claim(self, settings: ExperimentSettings) -> str:
+        jl, rl = (method_spec(m).label for m in settings.methods)
+        shallow, deep = min(settings.depths), max(settings.depths)
+        return (f"At matched probe gain {rl} takes up more of the distractor than {jl} in the {deep}-block encoder, "
+                f"and this gap is larger with {deep} blocks than with {shallow}.")
+
+    def test_definitions(self, settings: ExperimentSettings) -> dict[str, str]:
+        jl, rl = (method_spec(m).label for m in settings.methods)
+        return {"gap_growth": "gap(deepest) − gap(shallowest)",
+                "gap_at_deepest": f"gap(deepest); gap = uptake*({rl}) − uptake*({jl}), uptake* = distractor R² − "
+                                  "random-init R² at matched probe gain g* = the smaller final gain of the two methods "
+                                  "at that depth"}
 
     def runs(self, settings: ExperimentSettings) -> list[tuple[dict[str, Any], Any]]:
         strongest = (max(settings.strengths),)
@@ -59,19 +85,22 @@ class Depth(Experiment):
         last = {(r["method"], r["depth"], r["seed"]): r for r in last_rows(rows) if r["strength"] == hi}
         gap: dict[int, list[float]] = {}
         raw: dict[int, list[float]] = {}
+        reads = []
         for depth in settings.depths:
             gap[depth], raw[depth] = [], []
             for seed in settings.seeds:
-                _, u_jepa, u_recon = matched(curve(rows, method=jepa, strength=hi, depth=depth, seed=seed),
-                                             curve(rows, method=recon, strength=hi, depth=depth, seed=seed),
-                                             "distractor_uptake")
+                curves = (curve(rows, method=jepa, strength=hi, depth=depth, seed=seed),
+                          curve(rows, method=recon, strength=hi, depth=depth, seed=seed))
+                g, u_jepa, u_recon = matched(*curves, "distractor_uptake")
+                reads.append(any(first_segment(c, g) for c in curves))
                 gap[depth].append(u_recon - u_jepa)
                 raw[depth].append(float(last[(recon, depth, seed)]["distractor_uptake"])
                                   - float(last[(jepa, depth, seed)]["distractor_uptake"]))
         effects = {"gap_growth": [d - s for s, d in zip(gap[shallow], gap[deep])], "gap_at_deepest": gap[deep]}
         (grows, why_grows), (positive, why_gap) = (passes(v, k) for k, v in effects.items())
         return {"measured": {"raw": {"gap": {str(d): mean(v) for d, v in raw.items()}},
-                             "controlled": {"gap_at_matched_gain": {str(d): mean(v) for d, v in gap.items()}}},
+                             "controlled": {"gap_at_matched_gain": {str(d): mean(v) for d, v in gap.items()}},
+                             **segment_reads(settings, reads)},
                 "effects": effects, "checks": {"gap_growth": why_grows, "gap_at_deepest": why_gap},
                 "held": grows and positive}
 

@@ -15,7 +15,16 @@ from typing import Any, ClassVar
 from jepalab.plotting import pyplot
 from jepalab.rundir import save_figure
 from jepalab.vision.experiments.registry import Experiment, register_experiment
-from jepalab.vision.experiments.rules import curve, gate_rule, last_rows, matched, mean, passes
+from jepalab.vision.experiments.rules import (
+    curve,
+    first_segment,
+    gate_rule,
+    last_rows,
+    matched,
+    mean,
+    passes,
+    segment_reads,
+)
 from jepalab.vision.experiments.settings import ExperimentSettings, pretrain_config
 from jepalab.vision.methods import method_spec
 
@@ -54,6 +63,25 @@ class NoisyFeatures(Experiment):
         "provenance": "the paper's thesis tested on real images (Littwin et al. 2024, abstract and discussion); our "
                       "protocol (docs/experiments.md)",
         "paper_says": "The paper shows this for deep linear models only; no real-image distractor experiment."}
+    smallest_effects: ClassVar[dict[str, tuple[float, str]]] = {
+        "retained_share": (0.10, "a tenth of the clean-image probe gain: a smaller difference in the share kept is "
+                                 "below what one probe-noise width (≈ 0.6 points) moves a 5-point gain"),
+        "uptake_at_matched_gain": (0.01, "one per cent of the distractor amplitude's variance decoded (R² 0.01); the "
+                                         "exploratory per-method uptakes at matched gain are −0.05 to −0.02")}
+
+    def tested_claim(self, settings: ExperimentSettings) -> str:
+        jl, rl = _labels(settings)
+        return (f"When the distractor is added, {jl} keeps a larger share of its clean-image probe gain than {rl}, "
+                f"and at matched probe gain {jl} takes up less of the distractor than {rl} (an ordering between the "
+                "methods; neither uptake need be positive).")
+
+    def test_definitions(self, settings: ExperimentSettings) -> dict[str, str]:
+        jl, rl = _labels(settings)
+        return {"retained_share": f"retained share({jl}) − retained share({rl}), retained share = probe gain at the "
+                                  "strongest strength / probe gain on the clean images",
+                "uptake_at_matched_gain": f"uptake*({rl}) − uptake*({jl}), uptake* = distractor R² − random-init R² "
+                                          "at matched probe gain g* = the smaller final gain of the two methods at "
+                                          "the strongest strength"}
 
     def runs(self, settings: ExperimentSettings) -> list[tuple[dict[str, Any], Any]]:
         return noisy_runs(settings, settings.strengths)
@@ -81,6 +109,7 @@ class NoisyFeatures(Experiment):
         last = {(r["method"], r["strength"], r["seed"]): r for r in last_rows(rows)}
         retained, uptake, drop, raw_uptake, target = {jepa: [], recon: []}, {jepa: [], recon: []}, \
             {jepa: [], recon: []}, {jepa: [], recon: []}, []
+        reads = []
         for seed in settings.seeds:
             for m in (jepa, recon):
                 clean, noisy = last[(m, lo, seed)], last[(m, hi, seed)]
@@ -88,8 +117,9 @@ class NoisyFeatures(Experiment):
                 retained[m].append(float(noisy["probe_gain"]) / gain if gain > 0 else float("nan"))
                 drop[m].append(100 * (float(clean["probe"]) - float(noisy["probe"])))
                 raw_uptake[m].append(float(noisy["distractor_uptake"]))
-            g, u_jepa, u_recon = matched(curve(rows, method=jepa, strength=hi, seed=seed),
-                                         curve(rows, method=recon, strength=hi, seed=seed), "distractor_uptake")
+            curves = curve(rows, method=jepa, strength=hi, seed=seed), curve(rows, method=recon, strength=hi, seed=seed)
+            g, u_jepa, u_recon = matched(*curves, "distractor_uptake")
+            reads.append(any(first_segment(c, g) for c in curves))
             target.append(g)
             uptake[jepa].append(u_jepa)
             uptake[recon].append(u_recon)
@@ -102,7 +132,7 @@ class NoisyFeatures(Experiment):
                          "controlled": {"retained_share": {m: mean(v) for m, v in retained.items()},
                                         "uptake_at_matched_gain": {m: mean(v) for m, v in uptake.items()},
                                         "matched_gain_points": mean(target)},
-                         "strengths": [lo, hi]},
+                         "strengths": [lo, hi], **segment_reads(settings, reads)},
             "effects": effects, "checks": {"retained_share": why_a, "uptake_at_matched_gain": why_b},
             "held": held_a and held_b,
         }

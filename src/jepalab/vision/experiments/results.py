@@ -17,13 +17,15 @@ from typing import Any
 
 from jepalab.config import config_to_dict, from_dict
 from jepalab.rundir import to_jsonable
+from jepalab.vision.experiments.power import plan_power
 from jepalab.vision.experiments.registry import Experiment, experiment
 from jepalab.vision.experiments.rules import LEARNING_GATES, MIN_GAIN_POINTS, min_gains
 from jepalab.vision.experiments.settings import ExperimentSettings
+from jepalab.vision.experiments.statistics import INTERVAL_RULE, interval_tests, interval_verdict
 from jepalab.vision.experiments.store import run_folder
 
-__all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "folder_name", "plan", "read_plan",
-           "read_rows", "summarise", "verify"]
+__all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "folder_name", "in_work_tree", "plan",
+           "read_plan", "read_rows", "statement", "summarise", "verify"]
 
 RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode", "tensorboard")
 """Settings that say where and how fast runs train, not what they are: ignored when a plan is compared."""
@@ -36,7 +38,38 @@ class ResultsMismatch(ValueError):
 def folder_name(name: str, settings: ExperimentSettings) -> str:
     """The results folder of experiment ``name`` inside a measurement's folder: ``name``, or ``name-<read-out>-gate``
     when the learning gate is not on the label probe (the same runs decided under another registered gate)."""
-    return name if settings.gate == "probe" else f"{name}-{settings.gate}-gate"
+    return name if settings.gate == "probe" or settings.confirmatory else f"{name}-{settings.gate}-gate"
+
+
+def statement(exp: Experiment, settings: ExperimentSettings) -> dict[str, str]:
+    """``claim``, ``rule`` and ``control`` of ``exp`` as registered at ``settings``: the experiment's own under the
+    spread statistics; under interval statistics the claim its tests decide and the interval rule."""
+    own = exp.statement(settings)
+    if settings.statistics == "spread":
+        return own
+    tests, smallest = exp.test_definitions(settings), exp.smallest_effects
+    if set(tests) != set(smallest):
+        raise ValueError(f"{exp.name}: its tests {sorted(tests)} and smallest effects {sorted(smallest)} differ")
+    rule = ("Per-seed effects (> 0 supports the claim), each seed compared with its own random init: "
+            + "; ".join(f"{name} = {text}" for name, text in tests.items()) + ". " + INTERVAL_RULE
+            + " Smallest effects of interest: " + ", ".join(f"{n} {smallest[n][0]:+g}" for n in tests) + ". "
+            + exp.gate_sentence(settings))
+    return {"claim": exp.tested_claim(settings), "rule": rule, "control": own["control"]}
+
+
+def _interval_plan(exp: Experiment, settings: ExperimentSettings) -> dict[str, Any]:
+    """What a plan under interval statistics registers besides the rule: smallest effects with their reasons, the
+    learning gate, the power computation and the three-way verdict criteria."""
+    smallest = {name: value for name, (value, _) in exp.smallest_effects.items()}
+    return {"confirmatory": settings.confirmatory,
+            "smallest_effect_of_interest": {n: {"value": v, "reason": r} for n, (v, r) in exp.smallest_effects.items()},
+            "learning_gate": exp.learning_gate(settings),
+            "power": plan_power(exp.name, smallest, settings.power_from),
+            "verdicts": {"holds": "the learning gate is met and every Holm-adjusted one-sided p < 0.05",
+                         "does not hold": "the learning gate is met and some test's 95 % interval lies wholly below "
+                                          "its smallest effect of interest",
+                         "inconclusive": "the learning gate is met and neither of the above (the intervals printed)",
+                         "not tested here": "the learning gate is not met, or the runs are missing"}}
 
 
 def plan(exp: Experiment, settings: ExperimentSettings) -> dict[str, Any]:
@@ -44,15 +77,17 @@ def plan(exp: Experiment, settings: ExperimentSettings) -> dict[str, Any]:
     folder, whose name hashes the run's resolved config: a changed recipe changes the plan) and verdict criteria."""
     runs = [{**labels, "run": run_folder(Path(), cfg).name} for labels, cfg in exp.runs(settings)]
     gain = f"the minimum {LEARNING_GATES[settings.gate]} gain"
-    return {"experiment": exp.name, "claim_key": exp.claim_key, "mode": settings.mode, **exp.statement(settings),
-            "settings": config_to_dict(settings), **({"protocol": exp.protocol()} if exp.protocol() else {}),
-            "seeds": list(settings.seeds), "runs": runs,
-            "verdicts": exp.verdicts() or {
-                "holds": f"every encoder gained ≥ {gain} and the rule's conditions pass",
-                "does not hold": f"every encoder gained ≥ {gain} and a condition of the rule fails",
-                "not tested here": f"an encoder gained less than {gain} over its random init (the "
-                                   "claim is then not decided), or the runs are missing"},
-            "min_probe_gain_points": MIN_GAIN_POINTS}
+    registered = {"experiment": exp.name, "claim_key": exp.claim_key, "mode": settings.mode,
+                  **statement(exp, settings), "settings": config_to_dict(settings),
+                  **({"protocol": exp.protocol()} if exp.protocol() else {}), "seeds": list(settings.seeds),
+                  "runs": runs,
+                  "verdicts": exp.verdicts() or {
+                      "holds": f"every encoder gained ≥ {gain} and the rule's conditions pass",
+                      "does not hold": f"every encoder gained ≥ {gain} and a condition of the rule fails",
+                      "not tested here": f"an encoder gained less than {gain} over its random init (the "
+                                         "claim is then not decided), or the runs are missing"},
+                  "min_probe_gain_points": MIN_GAIN_POINTS}
+    return registered if settings.statistics == "spread" else {**registered, **_interval_plan(exp, settings)}
 
 
 def _comparable(data: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +109,12 @@ def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
         return None
 
 
+def in_work_tree(folder: Path) -> bool:
+    """Whether ``folder`` lies inside a git work tree."""
+    found = _git(folder, "rev-parse", "--is-inside-work-tree")
+    return found is not None and found.returncode == 0 and found.stdout.strip() == "true"
+
+
 def check_plan(out: Path, expected: dict[str, Any]) -> None:
     """Raise unless ``out/plan.json`` holds ``expected`` (runtime settings aside) and, inside a git work tree, is
     committed unchanged: a claim and its rule are fixed before the data."""
@@ -84,8 +125,7 @@ def check_plan(out: Path, expected: dict[str, Any]) -> None:
     if _comparable(json.loads(path.read_text())) != _comparable(expected):
         raise ResultsMismatch(f"{path} differs from the plan of these settings: the claim, rule or settings changed "
                               "after pre-registration (write a new plan in a new folder)")
-    inside = _git(out, "rev-parse", "--is-inside-work-tree")
-    if inside is None or inside.returncode != 0:
+    if not in_work_tree(out):
         return
     tracked = _git(out, "ls-files", "--error-unmatch", "plan.json")
     changed = _git(out, "diff", "--quiet", "HEAD", "--", "plan.json")
@@ -111,8 +151,26 @@ def checkpoint_rows(labels: dict[str, Any], run: Path, result: dict[str, Any]) -
     return rows
 
 
+def _interval_summary(exp: Experiment, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
+    """summary.json under interval statistics: per test its effects, mean, 95 % interval, one-sided p and Holm p;
+    the learning gate; the three-way verdict (or "not tested here")."""
+    decided = {k: v for k, v in exp.decide(rows, settings).items() if k not in ("checks", "held")}
+    gains, short = exp.gate(rows, settings)
+    tests = interval_tests(decided["effects"])
+    smallest = {name: value for name, (value, _) in exp.smallest_effects.items()}
+    verdict, lines = interval_verdict(tests, smallest)
+    return {"experiment": exp.name, "claim_key": exp.claim_key, "mode": settings.mode, **statement(exp, settings),
+            **decided, "tests": tests, "checks": lines, "smallest_effect_of_interest": smallest,
+            "learning_gate": {**exp.learning_gate(settings), "measured": gains},
+            "min_probe_gain": min_gains(rows, sorted({r["method"] for r in rows}), "probe"),
+            "verdict": "not tested here" if short else verdict, "reason": short, "seeds": len(settings.seeds),
+            "seed_list": list(settings.seeds), "confirmatory": settings.confirmatory}
+
+
 def summarise(exp: Experiment, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
     """summary.json of ``exp`` from its results rows: the rule's numbers and checks, the learning gate, the verdict."""
+    if settings.statistics == "interval":
+        return _interval_summary(exp, rows, settings)
     decided = exp.decide(rows, settings)
     gains, short = exp.gate(rows, settings)
     verdict = "not tested here" if short else "holds" if decided["held"] else "does not hold"
@@ -187,8 +245,11 @@ def verify(folder: Path) -> dict[str, Any]:
     if committed.get("results_sha256") != file_sha256(folder / "results.csv"):
         raise ResultsMismatch(f"{folder / 'results.csv'} changed after {folder / 'summary.json'} was written from it "
                               "(its SHA-256 differs from results_sha256)")
-    for key in ("claim", "rule", "control"):
-        if committed.get(key) != planned.get(key):
+    for key in ("claim", "rule", "control", "smallest_effect_of_interest", "confirmatory"):
+        registered = planned.get(key)
+        if key == "smallest_effect_of_interest" and registered:
+            registered = {name: entry["value"] for name, entry in registered.items()}
+        if committed.get(key) != registered:
             raise ResultsMismatch(f"{folder / 'summary.json'}: its {key} differs from {folder / 'plan.json'}")
     committed = {k: v for k, v in committed.items() if k in recomputed}
     where = _difference(to_jsonable(committed), recomputed)

@@ -4,43 +4,41 @@ experiments), evaluate, decide and write each experiment's results folder (:mod:
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jepalab.rundir import environment, write_csv, write_json
+from jepalab.rundir import environment, host_facts, write_csv, write_json
 from jepalab.vision.experiments.launchers import LaunchOptions
 from jepalab.vision.experiments.registry import Experiment, experiment
-from jepalab.vision.experiments.results import check_plan, file_sha256, plan, read_plan, read_rows, summarise
+from jepalab.vision.experiments.results import (
+    ResultsMismatch,
+    check_plan,
+    file_sha256,
+    in_work_tree,
+    plan,
+    read_plan,
+    read_rows,
+    summarise,
+)
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import execute, run_folder
 
 __all__ = ["device_facts", "resummarise", "run_experiment", "run_experiments", "write_plan"]
 
 Say = Callable[[str], None]
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
 
 
 def device_facts(device: str = "auto") -> dict[str, Any]:
-    """The machine runs trained on: GPU name, or CPU model, core count and the matrix-unit flags from /proc/cpuinfo."""
+    """The machine runs trained on: GPU name, or CPU model, core count and matrix-unit flags (:func:`host_facts`)."""
     import torch
 
     if device != "cpu" and torch.cuda.is_available():
         return {"kind": "cuda", "name": torch.cuda.get_device_name(0), "count": torch.cuda.device_count()}
-    model, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    return {"kind": "cpu", "name": model, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags]}
+    host = host_facts()
+    return {"kind": "cpu", "name": host["cpu"], "cores": host["cores"], "flags": host["flags"]}
 
 
 def write_plan(name: str, out: Path, settings: ExperimentSettings) -> Path:
@@ -64,7 +62,8 @@ def _loss_curves(labelled: list[tuple[dict[str, Any], Path]], every: int = 10) -
 def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session: dict[str, Any],
                 settings: ExperimentSettings) -> dict[str, Any]:
     """provenance.json: device, torch, precision, the code revisions that trained, every command that worked on the
-    runs (wall time, images trained) and each run's training wall time and images/s (its last session)."""
+    runs (wall time, images trained) and each run's training wall time and images/s (its last session; and every
+    training session's command, host, wall time and images/s where run.json records them)."""
     import torch
 
     records = [json.loads((run / "run.json").read_text()) for _, run in labelled]
@@ -76,10 +75,18 @@ def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session:
             "precision": sorted({r["precision"] for r in records}),
             "git_revisions": sorted({str(r["environment"]["git_revision"]) for r in records}),
             "sessions": sessions, "commands_wall_s": sum(s["wall_s"] for s in sessions),
-            "runs_train_wall_s": sum(float(s["wall_s"]) for s in summaries),
+            "runs_train_wall_s": sum(_train_wall(r, s) for r, s in zip(records, summaries)),
             "runs": [{**labels, "run": run.name, "steps": s["steps_done"], "images_per_s_last_session":
-                      s["images_per_s"], "wall_s_last_session": s["wall_s"]}
-                     for (labels, run), s in zip(labelled, summaries)]}
+                      s["images_per_s"], "wall_s_last_session": s["wall_s"],
+                      **({"train_sessions": r["sessions"]} if r.get("sessions") else {})}
+                     for (labels, run), r, s in zip(labelled, records, summaries)]}
+
+
+def _train_wall(record: dict[str, Any], summary: dict[str, Any]) -> float:
+    """A run's training wall time: every session's that run.json records, else its last session's (summary.json;
+    runs trained before sessions were recorded)."""
+    sessions = record.get("sessions")
+    return sum(float(s["wall_s"]) for s in sessions) if sessions else float(summary["wall_s"])
 
 
 def _finish(exp: Experiment, out: Path, labelled: list[tuple[dict[str, Any], Path]],
@@ -93,7 +100,12 @@ def _finish(exp: Experiment, out: Path, labelled: list[tuple[dict[str, Any], Pat
 
 
 def _write_summary(exp: Experiment, out: Path, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict:
-    """The figures and summary.json of ``rows`` (those of ``out``/results.csv) by ``exp``'s rule; returns it."""
+    """The figures and summary.json of ``rows`` (those of ``out``/results.csv) by ``exp``'s rule; returns it. Refused
+    into a folder of a git work tree while the code deciding it has uncommitted changes."""
+    revision = str(environment()["git_revision"])
+    if revision.endswith("-dirty") and in_work_tree(out):
+        raise ResultsMismatch(f"refusing to write {out / 'summary.json'} from uncommitted code ({revision}): commit "
+                              "first, so that the summary names the code that decided it")
     exp.plot(rows, settings, out)
     summary = {**summarise(exp, rows, settings), "results_sha256": file_sha256(out / "results.csv")}
     write_json(out / "summary.json", summary)

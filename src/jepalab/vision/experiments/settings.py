@@ -19,9 +19,11 @@ from jepalab.vision.methods import method_spec
 from jepalab.vision.readout.evaluation import EvalSettings
 from jepalab.vision.training.pretrain_config import COMPILE_MODES, PretrainConfig
 
-__all__ = ["MODES", "ExperimentSettings", "pretrain_config"]
+__all__ = ["MODES", "ORDER_BASES", "STATISTICS", "ExperimentSettings", "pretrain_config"]
 
 MODES = ("quick", "standard", "full")
+STATISTICS = ("spread", "interval")
+ORDER_BASES = ("pca", "cross")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ExperimentSettings:
     crop_scale: tuple[float, float] = param((1.0, 1.0), gt=0, le=1, help="random-resized-crop area range of every "
                                             "run's views ([1, 1]: no crop); never flipped")
     snapshots: int = param(3, ge=1, help="checkpoints kept over training (evenly spaced, the last at the end)")
+    snapshot_steps: tuple[int, ...] = param((), ge=1, help="further checkpoints kept at these steps (early ones, so "
+                                            "that a matched-gain read-out falls between two measured checkpoints)")
     evaluate: str = param("last", choices=("last", "all"), help="evaluate the last checkpoint or every snapshot")
     data_root: str | None = param(None, help="Fashion-MNIST folder (default: the usual search)")
     folder: str | None = param(None, help="variance-subspaces: an image folder instead of Fashion-MNIST")
@@ -60,7 +64,20 @@ class ExperimentSettings:
                               "(docs/cluster.md)")
     gate: str = param("probe", choices=tuple(LEARNING_GATES), help="read-out of the learning gate: a claim is decided "
                       "only when every encoder gained ≥ 5 points on it over its random init (probe: the label "
-                      "probe; knn20: centred kNN-20); not learning-order, which has its own")
+                      "probe; knn20: centred kNN-20), or (noise) a label-probe gain ≥ 4 × its sampling noise; not "
+                      "learning-order, which has its own")
+    statistics: str = param("spread", choices=STATISTICS, help="how per-seed effects are decided: spread (mean > 0 "
+                            "and > their sd: holds / does not hold) or interval (t-interval, one-sided p, Holm across "
+                            "a claim's tests, smallest effects of interest: holds / does not hold / inconclusive)")
+    confirmatory: bool = param(False, help="the plan is a confirmatory measurement (registered before any of its "
+                               "runs, on fresh seeds); the report headlines it")
+    power_from: tuple[str, ...] = param((), help="interval statistics: measurement folders (first holding "
+                                        "<experiment>/summary.json) whose per-seed effects plan the seeds needed")
+    order_basis: str = param("pca", choices=ORDER_BASES, help="learning-order: pool of pixel directions, pca (the "
+                             "leading pixel-PCA directions) or cross (the leading eigenvectors of the joint-embedding "
+                             "method's masked context-target cross-covariance: λ > 0 by construction)")
+    order_eps: float | None = param(None, gt=0, lt=1, help="learning-order: the theory's initialisation scale ε "
+                                    "(default: the protocol's 1e-3)")
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(train_images=5000, test_images=1000,
                                                                    probe="ridge", readouts=()))
 
@@ -112,7 +129,8 @@ def pretrain_config(method: str, dataset: str, options: dict[str, Any], settings
                   "diag_images": 256, "compile": settings.compile, "compile_mode": settings.compile_mode,
                   "tensorboard": settings.tensorboard,
                   "checkpoint_every": max(1, total_steps // settings.snapshots),
-                  "snapshot_every": max(1, total_steps // settings.snapshots)},
+                  "snapshot_every": max(1, total_steps // settings.snapshots),
+                  "snapshot_steps": [s for s in settings.snapshot_steps if s < total_steps]},
     }
     if dataset == FOLDER_DATASET:
         own["data"].update(root=settings.folder, image_size=32, store_size=36, crop_scale=[0.3, 1.0],

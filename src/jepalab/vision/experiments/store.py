@@ -18,11 +18,11 @@ from jepalab.config import config_to_dict, load_config
 from jepalab.rundir import to_jsonable, write_json
 from jepalab.vision.experiments.launchers import LaunchOptions, RunWork, launcher
 from jepalab.vision.experiments.settings import ExperimentSettings
-from jepalab.vision.readout.evaluation import EvalSettings, evaluate_run
+from jepalab.vision.readout.evaluation import EvalSettings, current_settings, evaluate_run
 from jepalab.vision.readout.run import Run
 from jepalab.vision.training.distributed import resolve_device
 from jepalab.vision.training.loop import pretrain
-from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS, PretrainConfig
+from jepalab.vision.training.pretrain_config import KEY_FIELDS_ADDED, RUNTIME_FIELDS, PretrainConfig
 
 __all__ = ["LIGHT_FILES", "complete", "execute", "measure", "restore_light", "run_folder", "run_job", "run_key",
            "save_light", "steps_done", "train_and_eval", "train_run", "with_threads"]
@@ -36,6 +36,10 @@ def run_key(cfg: PretrainConfig) -> str:
     for dotted in RUNTIME_FIELDS:
         section, name = dotted.split(".")
         data.get(section, {}).pop(name, None)
+    for dotted, default in KEY_FIELDS_ADDED.items():
+        section, name = dotted.split(".")
+        if to_jsonable(data.get(section, {}).get(name)) == default:
+            data[section].pop(name)
     return hashlib.sha256(json.dumps(to_jsonable(data), sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -60,19 +64,21 @@ def _light_files(run: Path) -> list[str]:
 
 def _expected_steps(run: Path, which: str) -> list[int] | None:
     """The checkpoint steps ``which`` selects, from the run's summary and config (no checkpoint read): every
-    ``snapshot_every`` step and the last for "all", the last for "last"; None when unknown."""
+    ``snapshot_every`` step, each of ``snapshot_steps`` and the last for "all", the last for "last"; None when
+    unknown."""
     summary, cfg = _read_json(run / "summary.json"), load_config(PretrainConfig, run / "config.yaml")
     if not summary or which not in ("last", "all"):
         return None
     total, every = int(summary["total_steps"]), cfg.train.snapshot_every
-    snapshots = list(range(every, total + 1, every)) if every and which == "all" else []
+    periodic = range(every, total + 1, every) if every else ()
+    snapshots = [*periodic, *cfg.train.snapshot_steps] if which == "all" else []
     return sorted({*snapshots, total})
 
 
 def _evaluation_current(run: Path, which: str, settings: EvalSettings) -> dict[str, Any] | None:
     """The run's eval.json if it was made with ``settings`` on the checkpoints ``which`` selects, else None."""
     result = _read_json(run / "eval.json")
-    if result is None or result.get("settings") != to_jsonable(vars(settings)):
+    if result is None or current_settings(result.get("settings") or {}) != to_jsonable(vars(settings)):
         return None
     expected = _expected_steps(run, which)
     if expected is None:

@@ -21,7 +21,7 @@ from jepalab.data import build_dataset, eval_view
 from jepalab.eval import distractor_r2, fit_pixel_pca
 from jepalab.vision.models.features import encode
 from jepalab.vision.readout.run import Run
-from jepalab.vision.readout.view_stats import masked_view_moments
+from jepalab.vision.readout.view_stats import masked_cross_covariance, masked_view_moments
 from jepalab.vision.training.pretrain_config import PretrainConfig
 
 __all__ = ["choose_directions", "decode_curves", "direction_pool", "pixel_views"]
@@ -46,18 +46,29 @@ def pixel_views(cfg: PretrainConfig, split: str, images: int) -> torch.Tensor:
 
 
 def direction_pool(configs: dict[str, PretrainConfig], pool: int, images: int,
-                   draws: int = 4) -> dict[str, Any]:
-    """The top ``pool`` pixel-PCA directions of the first ``images`` training images of the first config's dataset,
-    with λ, ρ and the view variances of each under every config's masks: {"directions": (pool, D), "mean": (D,),
-    "explained": (pool,), method: {"lam", "rho", "var_context", "var_target"} (pool,) each}."""
+                   draws: int = 4, basis: str = "pca") -> dict[str, Any]:
+    """The top ``pool`` directions of the first ``images`` training images of the first config's dataset (``pca``:
+    pixel-PCA directions; ``cross``: eigenvectors of the first config's symmetrised masked context-target
+    cross-covariance, largest eigenvalue first, each with λ > 0 under those masks), with λ, ρ and the view variances
+    of each under every config's masks: {"directions": (pool, D), "mean": (D,), "explained": (pool,) (the pixel
+    variance share along each), method: {"lam", "rho", "var_context", "var_target"} (pool,) each}."""
+    if basis not in ("pca", "cross"):
+        raise ValueError(f"basis must be pca or cross; got {basis!r}")
     first = next(iter(configs.values()))
     pixels = pixel_views(first, "train", images)  # (n, C, S, S)
     pca = fit_pixel_pca(pixels.flatten(1).numpy())
     if pca.components.shape[1] < pool:
         raise ValueError(f"the pixel PCA has {pca.components.shape[1]} directions; the pool needs {pool}")
-    directions = np.ascontiguousarray(pca.components[:, :pool].T)  # (pool, D)
-    out: dict[str, Any] = {"directions": directions, "mean": pca.mean,
-                           "explained": pca.eigenvalues[:pool] / pca.eigenvalues.sum()}
+    if basis == "pca":
+        directions = np.ascontiguousarray(pca.components[:, :pool].T)  # (pool, D)
+        explained = pca.eigenvalues[:pool] / pca.eigenvalues.sum()
+    else:
+        values, vectors = torch.linalg.eigh(masked_cross_covariance(pixels, first, draws, seed=0))
+        directions = np.ascontiguousarray(vectors[:, torch.argsort(values, descending=True)[:pool]].T.numpy())
+        directions *= np.sign(directions.sum(axis=1, keepdims=True) + 1e-300)  # a fixed sign per direction
+        centred = pixels.flatten(1).numpy() - pca.mean
+        explained = ((centred @ directions.T) ** 2).mean(axis=0) / (centred**2).mean(axis=0).sum()
+    out: dict[str, Any] = {"directions": directions, "mean": pca.mean, "explained": explained}
     for method, cfg in configs.items():
         moments = masked_view_moments(pixels, torch.from_numpy(directions), cfg, draws, seed=0)
         out[method] = {key: value.numpy() for key, value in moments.items()}

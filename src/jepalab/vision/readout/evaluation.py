@@ -14,6 +14,8 @@ copies of the same d features).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepalab.config import param
+from jepalab.config import config_to_dict, from_dict, param
 from jepalab.data import augment, build_dataset, dataset_spec, eval_view, sample_crops, step_generator
 from jepalab.eval import (
     COLLAPSE_RANK_SHARE,
@@ -36,14 +38,21 @@ from jepalab.eval import (
     subspace_dependence,
 )
 from jepalab.progress import progress_bar
-from jepalab.rundir import write_csv, write_json
+from jepalab.rundir import to_jsonable, write_csv, write_json
 from jepalab.vision.methods import condition_names, encoder_names
 from jepalab.vision.models.features import READOUTS, encode
 from jepalab.vision.models.vit import ViT
 from jepalab.vision.readout.run import Run
 from jepalab.vision.readout.tables import METRIC_COLUMNS
+from jepalab.vision.training.precision import autocast_for
+from jepalab.vision.training.pretrain_config import PretrainConfig
 
-__all__ = ["EvalSettings", "eval_table", "evaluate_run", "readout_table"]
+RUNTIME_DATA_FIELDS = ("root", "num_workers", "cache_dir", "workers")
+
+__all__ = ["EvalSettings", "current_settings", "eval_table", "evaluate_run", "readout_table"]
+
+PRECISIONS = ("fp32", "run")
+RANDOM_INITS = ("eval-seed", "run")
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,16 @@ class EvalSettings:
                                       "target, the paper's evaluation) or one of its encoders (I-JEPA: context)")
     condition: str | None = param(None, help="conditioned methods: the encoders' conditioning at evaluation, one of "
                                   "the method's conditions (default: the run's own setting)")
+    precision: str = param("fp32", choices=PRECISIONS, help="encoder forwards: fp32, or run (the precision the run "
+                           "trained in: bf16 autocast where it did, about 2× faster on CPUs with bf16 units)")
+    random_init: str = param("eval-seed", choices=RANDOM_INITS, help="the random-init baseline: eval-seed (an "
+                             "encoder of the run's architecture drawn from the evaluation seed, the same for every "
+                             "run) or run (the run's own initialisation, rebuilt from its training seed)")
+    subspace: str = param("always", choices=("always", "clean"), help="the top/bottom subspace read-outs: always, "
+                          "or clean (only on images without an injected distractor: half the forward passes of a "
+                          "noisy run, whose subspace numbers no rule reads)")
+    cache_pixels: bool = param(False, help="reuse the raw-pixel and pixel-PCA baselines of another run of the same "
+                               "store with the same data and evaluation settings (store/baselines/)")
 
     def __post_init__(self) -> None:
         if self.encoder not in encoder_names():
@@ -106,15 +125,16 @@ def _metrics(features: dict[str, np.ndarray], train_y: np.ndarray, test_y: np.nd
     """Every read-out of one representation from its features of the train/test/view/subspace images."""
     out = _light_metrics(features["train"], features["test"], train_y, test_y, settings, classes)
     spread = lidar(features["views"], lidar_groups)
-    subspace = subspace_dependence(features["test"], features["top"], features["bottom"], test_y, probe="ridge",
-                                   num_classes=classes, seed=settings.seed)
-    out.update({
-        "lidar": spread.value, "lidar_degenerate": spread.degenerate,
-        "top_probe": subspace.probes["top"].accuracy, "bottom_probe": subspace.probes["bottom"].accuracy,
-        "cca_top": subspace.similarity["mean_cca"]["top"], "cca_bottom": subspace.similarity["mean_cca"]["bottom"],
-        "cca_delta": subspace.delta("mean_cca"), "cka_top": subspace.similarity["cka"]["top"],
-        "cka_bottom": subspace.similarity["cka"]["bottom"], "cka_delta": subspace.delta("cka"),
-    })
+    out.update({"lidar": spread.value, "lidar_degenerate": spread.degenerate})
+    if "top" in features:  # the subspace copies were made (EvalSettings.subspace)
+        subspace = subspace_dependence(features["test"], features["top"], features["bottom"], test_y, probe="ridge",
+                                       num_classes=classes, seed=settings.seed)
+        out.update({
+            "top_probe": subspace.probes["top"].accuracy, "bottom_probe": subspace.probes["bottom"].accuracy,
+            "cca_top": subspace.similarity["mean_cca"]["top"], "cca_bottom": subspace.similarity["mean_cca"]["bottom"],
+            "cca_delta": subspace.delta("mean_cca"), "cka_top": subspace.similarity["cka"]["top"],
+            "cka_bottom": subspace.similarity["cka"]["bottom"], "cka_delta": subspace.delta("cka"),
+        })
     if amplitude is not None:
         out["distractor_r2"] = distractor_r2(features["test"], amplitude, seed=settings.seed).r2
     return out
@@ -163,16 +183,19 @@ def _eval_images(run: Run, settings: EvalSettings) -> _EvalImages:
              for split, part in (("train", train_set), ("test", test_set))}
     views["views"], groups = _views(test_set.images[:settings.lidar_images], size, mean, std, settings.lidar_views,
                                     settings.seed)
-    unit = ((0.0,) * train_set.channels, (1.0,) * train_set.channels)  # centre views in [0, 1] for the PCA
-    raw = eval_view(test_set.images, size, *unit).double().numpy()  # type: ignore[arg-type]
-    pca = fit_pixel_pca(eval_view(train_set.images, size, *unit).double().numpy())  # type: ignore[arg-type]
-    copies = subspace_copies(pca, raw, settings.subspace_share)
-    for part in ("top", "bottom"):
-        pixels = torch.from_numpy(getattr(copies, part)).float()
-        views[part] = (pixels - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
     amplitude = test_set.info["amplitude"].numpy() if "amplitude" in test_set.info else None
+    rank = 0
+    if settings.subspace == "always" or amplitude is None:
+        unit = ((0.0,) * train_set.channels, (1.0,) * train_set.channels)  # centre views in [0, 1] for the PCA
+        raw = eval_view(test_set.images, size, *unit).double().numpy()  # type: ignore[arg-type]
+        pca = fit_pixel_pca(eval_view(train_set.images, size, *unit).double().numpy())  # type: ignore[arg-type]
+        copies = subspace_copies(pca, raw, settings.subspace_share)
+        for part in ("top", "bottom"):
+            pixels = torch.from_numpy(getattr(copies, part)).float()
+            views[part] = (pixels - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+        rank = copies.rank
     return _EvalImages(views, groups, train_set.labels.numpy(), test_set.labels.numpy(), amplitude,
-                       len(train_set.classes), copies.rank)
+                       len(train_set.classes), rank)
 
 
 def _protocol(run: Run, settings: EvalSettings, headline_encoder: str, note: str, rank: int) -> dict[str, str]:
@@ -180,7 +203,8 @@ def _protocol(run: Run, settings: EvalSettings, headline_encoder: str, note: str
     return {"features": f"{run.spec.label}: {headline_encoder} encoder on all patches; read-out "
                         f"{settings.readout!r}; centre view, no masking{'; ' + note if note else ''}",
             "knn_rankme": "centred features (training mean subtracted); *_uncentred without",
-            "subspace": f"our protocol, f = {settings.subspace_share}, PCA rank {rank}",
+            "subspace": f"our protocol, f = {settings.subspace_share}, PCA rank {rank}" if rank else "not measured "
+                        "(subspace: clean, on images with a distractor)",
             "lidar": f"{settings.lidar_images} test images × {settings.lidar_views} views (random resized crop 0.3–1, "
                      "flip)",
             "distractor_r2": "5-fold cross-validated ridge R² of the per-image amplitude (test images)",
@@ -190,13 +214,15 @@ def _protocol(run: Run, settings: EvalSettings, headline_encoder: str, note: str
 class _Measure:
     """Features of an encoder on the evaluation images, and every metric of them."""
 
-    def __init__(self, data: _EvalImages, settings: EvalSettings, device: str | torch.device):
+    def __init__(self, data: _EvalImages, settings: EvalSettings, device: str | torch.device, precision: str):
         self.data, self.settings, self.device = data, settings, device
+        self.precision = "fp32" if settings.precision == "fp32" else precision  # the run's train.precision
 
     def features(self, encoder: ViT, readout: str, parts: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         encoder = encoder.to(self.device)
-        return {key: encode(encoder, self.data.views[key].to(self.device), readout, self.settings.batch_size)
-                .cpu().numpy() for key in (parts or tuple(self.data.views))}
+        return {key: encode(encoder, self.data.views[key].to(self.device), readout, self.settings.batch_size,
+                            autocast_for(self.precision, self.device)).cpu().numpy()
+                for key in (parts or tuple(self.data.views))}
 
     def full(self, features: dict[str, np.ndarray]) -> dict[str, Any]:
         d = self.data
@@ -237,20 +263,19 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     folder, handle = Path(run), Run(run, device)
     steps = handle.select(checkpoint)
     data = _eval_images(handle, settings)
-    measure = _Measure(data, settings, device)
-    baseline, note = handle.random_encoder(settings.seed, settings.condition)
     cfg = handle.config
+    measure = _Measure(data, settings, device, cfg.train.precision)
+    baseline, note = handle.random_encoder(cfg.seed if settings.random_init == "run" else settings.seed,
+                                           settings.condition)
     result: dict[str, Any] = {
         "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
         "settings": vars(settings).copy(), "readout": settings.readout, "condition": note, "protocol": {},
         "baselines": {}, "checkpoints": [], "readouts": []}
     units = len(steps) + 3 + len(settings.readouts) * (len(handle.spec.encoders) + 1)
     bar = progress_bar(total=units, disable=not progress, desc=f"eval {folder.name}", unit="repr")
-    pixels = {key: value.flatten(1).numpy() for key, value in data.views.items()}
-    result["baselines"]["pixels"] = measure.full(pixels)
     random_features = measure.features(baseline, settings.readout)
     result["baselines"]["random"] = measure.full(random_features)
-    result["baselines"]["pixels_pca"] = measure.full(_pca_features(pixels, random_features["train"].shape[1]))
+    result["baselines"].update(_pixel_baselines(folder, cfg, measure, random_features["train"].shape[1]))
     bar.update(3)
     for step in steps:
         encoder = handle.encoder(settings.encoder, step, settings.condition)
@@ -264,6 +289,31 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     bar.close()
     _write_eval(folder, result)
     return result
+
+
+def _pixel_baselines(run: Path, cfg: PretrainConfig, measure: _Measure, dim: int) -> dict[str, Any]:
+    """The raw-pixel and pixel-PCA (to ``dim``) baselines of the run's evaluation images; with ``cache_pixels``,
+    read from (or written to) ``<store>/baselines/<key>.json``, keyed by the data config and the settings."""
+    cache = None
+    if measure.settings.cache_pixels:
+        data = config_to_dict(replace(cfg.data, limit=None))
+        for name in RUNTIME_DATA_FIELDS:
+            data.pop(name, None)
+        key = json.dumps(to_jsonable({"data": data, "settings": vars(measure.settings), "dim": dim}), sort_keys=True)
+        cache = run.parent / "baselines" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+        if cache.is_file():
+            return json.loads(cache.read_text())
+    pixels = {key: value.flatten(1).numpy() for key, value in measure.data.views.items()}
+    baselines = {"pixels": measure.full(pixels), "pixels_pca": measure.full(_pca_features(pixels, dim))}
+    if cache is not None:
+        cache.parent.mkdir(exist_ok=True)
+        write_json(cache, baselines)
+    return baselines
+
+
+def current_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """An eval.json's settings with the fields added since it was written at their defaults (as JSON)."""
+    return to_jsonable(vars(from_dict(EvalSettings, stored)))
 
 
 def _write_eval(run: Path, result: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from jepalab.data.sampler import step_generator
 from jepalab.vision.methods import method_spec
 from jepalab.vision.training.pretrain_config import PretrainConfig
 
-__all__ = ["masked_view_moments", "token_masks"]
+__all__ = ["masked_cross_covariance", "masked_view_moments", "token_masks"]
 
 
 def token_masks(cfg: PretrainConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,6 +23,27 @@ def token_masks(cfg: PretrainConfig, batch: int, generator: torch.Generator) -> 
     masks = method_spec(cfg.method).mask_sampler(cfg)(batch, generator)
     context, target = masks.membership(cfg.grid[0] * cfg.grid[1])  # (batch, N) each
     return context.view(batch, *cfg.grid), target.view(batch, *cfg.grid)
+
+
+def _pixel_masks(cfg: PretrainConfig, n: int, channels: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """(context, target) float pixel masks (n, C·H·W) of one draw of ``cfg``'s token masks."""
+    context, target = token_masks(cfg, n, generator)
+    p = cfg.model.patch_size
+    to_pixels = lambda m: m.repeat_interleave(p, 1).repeat_interleave(p, 2)[:, None].expand(-1, channels, -1, -1)  # noqa: E731
+    return to_pixels(context).flatten(1).double(), to_pixels(target).flatten(1).double()
+
+
+def masked_cross_covariance(images: torch.Tensor, cfg: PretrainConfig, draws: int = 4, seed: int = 0) -> torch.Tensor:
+    """Symmetrised cross-covariance (D, D) of the context and target views of float ``images`` (n, C, H, W), centred
+    by their mean, over ``draws`` mask draws: ½(E[x yᵀ] + E[y xᵀ]); vᵀ C v = λ(v) for every unit v."""
+    n, channels = images.shape[:2]
+    centred = (images.double() - images.double().mean(dim=0)).flatten(1)  # (n, D)
+    cross = torch.zeros(centred.shape[1], centred.shape[1], dtype=torch.float64)
+    for draw in range(draws):
+        context, target = _pixel_masks(cfg, n, channels, step_generator(seed, "view-stats", draw))
+        cross += (centred * context).T @ (centred * target) / n  # (D, D)
+    cross /= draws
+    return (cross + cross.T) / 2
 
 
 def masked_view_moments(images: torch.Tensor, directions: torch.Tensor, cfg: PretrainConfig, draws: int = 4,
@@ -36,13 +57,10 @@ def masked_view_moments(images: torch.Tensor, directions: torch.Tensor, cfg: Pre
         raise ValueError(f"images are {height}×{width}; the config trains on {cfg.data.image_size}² crops")
     v = directions.double() / directions.double().norm(dim=1, keepdim=True)
     centred = (images.double() - images.double().mean(dim=0)).flatten(1)  # (n, D)
-    p = cfg.model.patch_size
     sums = {key: torch.zeros(len(v), dtype=torch.float64) for key in ("cross", "context", "target")}
     for draw in range(draws):
-        context, target = token_masks(cfg, n, step_generator(seed, "view-stats", draw))
-        to_pixels = lambda m: m.repeat_interleave(p, 1).repeat_interleave(p, 2)[:, None].expand(-1, channels, -1, -1)  # noqa: E731
-        x = centred * to_pixels(context).flatten(1)  # (n, D)
-        y = centred * to_pixels(target).flatten(1)
+        context, target = _pixel_masks(cfg, n, channels, step_generator(seed, "view-stats", draw))
+        x, y = centred * context, centred * target  # (n, D) each
         px, py = x @ v.T, y @ v.T  # (n, k)
         sums["cross"] += (px * py).mean(dim=0)
         sums["context"] += px.square().mean(dim=0)

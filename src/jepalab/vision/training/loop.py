@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from jepalab.data import BatchLoader, EpochPlan, augment, build_dataset, eval_vi
 from jepalab.data.dataset import ImageDataset
 from jepalab.eval import COLLAPSE_RANK_SHARE, is_collapsed
 from jepalab.progress import progress_bar
-from jepalab.rundir import environment, write_json
+from jepalab.rundir import environment, host_facts, write_json
 from jepalab.vision.methods import MethodSpec, method_spec
 from jepalab.vision.models.attention import resolve_attention, use_attention
 from jepalab.vision.models.features import collapse_report
@@ -237,7 +238,7 @@ def _train(s: _Session, views: ViewSampler, start: int, stop: int,
             done = step + 1
             interrupted = _stop_requested(s, done)
             end = done == stop or interrupted
-            checkpoint_due = done % t.checkpoint_every == 0 or end
+            checkpoint_due = done % t.checkpoint_every == 0 or done in t.snapshot_steps or end
             diag_due = (t.diag_every and done % t.diag_every == 0) or end
             if len(pending) == t.log_every or checkpoint_due or diag_due:
                 reference = _read_out(s, pending, losses, reference, clock, log)
@@ -320,12 +321,13 @@ def _diagnostics(s: _Session, images: torch.Tensor, log: MetricsLog | None, step
 
 
 def _save(s: _Session, done: int, reference: float | None, record: dict[str, Any]) -> None:
-    """The checkpoint after ``done`` steps, plus a kept snapshot every ``train.snapshot_every`` steps."""
+    """The checkpoint after ``done`` steps, plus a kept snapshot every ``train.snapshot_every`` steps and at each of
+    ``train.snapshot_steps``."""
     state = {"step": done, "total_steps": s.total, "loss_reference": reference, "method": s.cfg.method,
              "config": config_to_dict(s.cfg), "dataset": record["dataset"], "world_size": s.info.world}
     save_checkpoint(s.run / CHECKPOINT, s.method, s.step.optimizer, state)
     every = s.cfg.train.snapshot_every
-    if every and done % every == 0:
+    if (every and done % every == 0) or done in s.cfg.train.snapshot_steps:
         save_checkpoint(s.run / f"checkpoint-{done:08d}.safetensors", s.method, s.step.optimizer, state)
 
 
@@ -338,7 +340,11 @@ def _summarise(s: _Session, start: int, done: int, flops: int, wall: float) -> N
                "collapse": collapse_summary(s.run)}
     write_json(s.run / "summary.json", summary)
     facts = json.loads((s.run / "run.json").read_text())
-    write_json(s.run / "run.json", {**facts, "collapse": summary["collapse"]})
+    session = {"command": " ".join(sys.argv), "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": [start, done],
+               "wall_s": wall, "images_per_s": summary["images_per_s"],
+               "git_revision": environment()["git_revision"], **host_facts()}
+    write_json(s.run / "run.json", {**facts, "collapse": summary["collapse"],
+                                    "sessions": [*facts.get("sessions", []), session]})
     if summary["collapse"]["collapsed"]:
         s.say(f"WARNING: collapsed: {', '.join(summary['collapse']['collapsed'])} encoder(s) end with a centred "
               f"RankMe below {COLLAPSE_RANK_SHARE:g} × width (see metrics.jsonl, docs/pretraining.md)")

@@ -17,13 +17,16 @@ from jepalab.vision.methods.registry import OPTIMISER_FIELDS, method_sections, m
 from jepalab.vision.models.attention import ATTENTION_CHOICES
 from jepalab.vision.models.vit import VIT_SIZES, ViTSize
 
-__all__ = ["COMPILE_MODES", "ModelConfig", "OptimConfig", "PretrainConfig", "TrainConfig"]
+__all__ = ["COMPILE_MODES", "KEY_FIELDS_ADDED", "ModelConfig", "OptimConfig", "PretrainConfig", "TrainConfig"]
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 # Fields that may change when a run is resumed: they do not change the maths (kernels may round differently).
 RUNTIME_FIELDS = ("train.threads", "train.progress", "train.device", "train.compile", "train.compile_mode",
                   "train.attention", "train.tensorboard", "data.num_workers", "data.cache_dir", "data.root")
+KEY_FIELDS_ADDED = {"train.snapshot_steps": []}
+"""Fields added after runs were keyed → their default: left out of a run's key while at it, so that adding a field
+renames no existing run."""
 
 
 @dataclass
@@ -87,6 +90,8 @@ class TrainConfig:
     diag_images: int = param(2048, ge=8, help="fixed images for the diagnostics")
     checkpoint_every: int = param(1000, ge=1, help="steps between checkpoints (always one at the end)")
     snapshot_every: int = param(0, ge=0, help="also keep checkpoint-<step>.safetensors every N steps (0: never)")
+    snapshot_steps: tuple[int, ...] = param((), ge=1, help="also keep checkpoint-<step>.safetensors at these steps "
+                                            "(early snapshots, so that a curve is measured where it rises fastest)")
     divergence_factor: float = param(10.0, ge=0, help="stop when a logged mean loss exceeds this × the first "
                                                       "(0: only non-finite losses stop)")
     progress: bool = param(True, help="tqdm progress bar")

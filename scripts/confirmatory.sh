@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The confirmatory measurement of R1–R4 (docs/experiments.md, "The confirmatory measurement"), resumable across
+# sessions. Its plans are results/confirmatory/<experiment>/plan.json, committed before any of its runs.
+#
+#   bash scripts/confirmatory.sh train    # in the background: HEAD's code (a git worktree of it, so that edits to this
+#                                         # checkout cannot reach the runs), two runs at a time, one thread each;
+#                                         # finished runs recorded in results/confirmatory/store are not trained again
+#   bash scripts/confirmatory.sh save     # copy the finished, evaluated runs' light files into
+#                                         # results/confirmatory/store (then commit them)
+#   bash scripts/confirmatory.sh status   # the runs of the store, their state and step
+#   bash scripts/confirmatory.sh decide   # once every run is recorded: results, summaries and figures from this
+#                                         # checkout's committed code (nothing is trained)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+STORE=${JEPALAB_CONFIRMATORY_STORE:-/work/confirmatory-store}
+SETTINGS=(noisy-features variance-subspaces depth learning-order --standard epochs=24 "seeds=[3,4,5,6,7,8,9,10]"
+          "snapshot_steps=[312,936]" gate=noise statistics=interval confirmatory=true eval.precision=run
+          eval.random_init=run eval.cache_pixels=true eval.subspace=clean order_basis=cross order_eps=1e-5
+          "power_from=[results/epochs-24,results]" --out results/confirmatory)
+JEPALAB="$ROOT/.venv/bin/python -m jepalab"
+
+case "${1:-}" in
+  train)
+    revision=$(git rev-parse HEAD)
+    tree="$ROOT/../confirmatory-$revision"
+    [ -d "$tree" ] || git worktree add --detach "$tree" "$revision"
+    mkdir -p "$STORE"
+    cd "$tree"
+    OMP_NUM_THREADS=1 PYTHONPATH="$tree/src" nohup $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --jobs 2 \
+      > "$STORE/train-$revision.log" 2>&1 &
+    echo "training at $revision in $tree (pid $!); log: $STORE/train-$revision.log"
+    ;;
+  save) $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --save-finished ;;
+  status) $JEPALAB runs "$STORE" ;;
+  decide) OMP_NUM_THREADS=1 $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --jobs 1 ;;
+  *) echo "usage: bash scripts/confirmatory.sh train|save|status|decide" >&2; exit 2 ;;
+esac
