@@ -39,6 +39,8 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         outs = {name: root / folder_name(name, settings) for name in names}
     if args.resummarise:
         return _resummarise(outs)
+    if args.reanalyse:
+        return _reanalyse(outs)
     if args.plan:
         for name, out in outs.items():
             print(f"wrote {write_plan(name, out, settings)}: commit it, then run the same command without --plan")
@@ -68,6 +70,19 @@ def _resummarise(outs: dict[str, Path]) -> int:
     from jepalab.vision.experiments.runner import resummarise
 
     _print_verdicts({name: resummarise(out) for name, out in outs.items()}, outs)
+    return 0
+
+
+def _reanalyse(outs: dict[str, Path]) -> int:
+    """Write each folder's reanalysis.json (the confirmatory rule on its committed results.csv); print the verdicts."""
+    from jepalab.vision.experiments.runner import reanalyse
+
+    for name, out in outs.items():
+        found = reanalyse(out)
+        print(f"{name} ({out}), {found['label']}: {found['verdict']}" + (f" ({found['reason']})" if found["reason"]
+                                                                         else ""))
+        for check in found["checks"].values():
+            print(f"  {check}")
     return 0
 
 
@@ -127,6 +142,9 @@ def add_experiment(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--resummarise", action="store_true", help="--standard/--full: rewrite each folder's summary.json "
                    "and figures from its committed results.csv with this revision's rule code (after a fix to a rule; "
                    "no run is trained or evaluated) and log it in provenance.json")
+    x.add_argument("--reanalyse", action="store_true", help="--standard: write each folder's reanalysis.json, its "
+                   "committed results.csv decided by the confirmatory rule (interval statistics, noise gate), "
+                   "labelled exploratory; summary.json is left as it was")
     x.add_argument("--out", default=None, help="experiment folder (several names: their parent; default "
                    "runs/experiment-<names>-<time>, results/ with --standard)")
     x.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")

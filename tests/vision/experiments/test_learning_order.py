@@ -120,3 +120,45 @@ def test_measurements_travel_with_the_light_record(tmp_path: Path) -> None:
     (tmp_path / "fresh" / "mae-abc" / "learning-order.measure.json").unlink()  # a run restored before it was measured
     assert restore_light(tmp_path / "record", tmp_path / "fresh") == []
     assert (tmp_path / "fresh" / "mae-abc" / "learning-order.measure.json").is_file()
+
+
+def test_the_decoupled_control_follows_the_width_k_network() -> None:
+    coupled = linear_control("jepa", STATS, DEPTH, 1e-3, 0.5, snapshots=6, records=200, horizon=1.5)
+    decoupled = linear_control("jepa", STATS, DEPTH, 1e-3, 0.5, snapshots=6, records=200, horizon=1.5,
+                               decoupled=True)
+    assert decoupled["fine"] == pytest.approx(coupled["fine"], rel=1e-6)
+    assert decoupled["spearman_snapshots"] == coupled["spearman_snapshots"]
+
+
+INTERVAL = ExperimentSettings(mode="standard", seeds=(0, 1, 2), depth=DEPTH, statistics="interval")
+
+
+def _run_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stats: dict[str, np.ndarray]) -> dict:
+    install(monkeypatch)
+    monkeypatch.setattr(LearningOrder, "measure_run", _planted({"ijepa": "jepa", "mae": "mae"}))
+    monkeypatch.setattr(module, "directions_of", lambda settings: {"stats": {m: stats for m in settings.methods}})
+    out = tmp_path / "learning-order"
+    return run_experiments(("learning-order",), {"learning-order": out}, INTERVAL, tmp_path / "store",
+                           say=lambda _: None)["learning-order"]
+
+
+def test_interval_statistics_decide_a_planted_order_from_recorded_control_columns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = _run_interval(tmp_path, monkeypatch, STATS)
+    assert summary["verdict"] == "holds", summary["checks"]
+    assert set(summary["tests"]) == {"rho_driven", "own_order_ijepa", "own_order_mae"}
+    assert all(t["p_holm"] < 0.05 for t in summary["tests"].values())
+    header = (tmp_path / "learning-order" / "results.csv").read_text().splitlines()[0]
+    assert "control_fine" in header and "control_snapshots" in header
+    monkeypatch.setattr(module, "linear_control", lambda *a, **k: pytest.fail("verify must not simulate"))
+    module._cached_control.cache_clear()
+    assert verify(tmp_path / "learning-order")["verdict"] == "holds"
+
+
+def test_fewer_than_eight_finite_predictions_are_not_tested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lam = LAM.copy()
+    lam[:2] = -0.1  # two directions the theory never learns: 6 of 8 finite
+    stats = {**STATS, "lam": lam, "rho": np.where(lam > 0, RHO, -0.2)}
+    summary = _run_interval(tmp_path, monkeypatch, stats)
+    assert summary["verdict"] == "not tested here"
+    assert "finite learning time for 6 of 8 directions under ijepa's masks (< 8)" in summary["reason"]

@@ -151,3 +151,41 @@ def test_every_committed_results_folder_verifies_on_this_machine() -> None:
         pytest.skip("no committed results folder in this checkout")
     for folder in folders:
         assert verify(folder)["verdict"] in ("holds", "does not hold", "not tested here"), folder
+
+
+CONFIRMATORY = replace(SETTINGS, seeds=(3, 4, 5), statistics="interval", gate="noise", confirmatory=True,
+                       eval=replace(SETTINGS.eval, test_images=10000))
+
+
+def test_a_confirmatory_plan_registers_its_rule_and_decides_by_intervals(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    registered = plan(experiment("noisy-features"), CONFIRMATORY)
+    assert registered["confirmatory"] is True and folder_name("noisy-features", CONFIRMATORY) == "noisy-features"
+    assert set(registered["smallest_effect_of_interest"]) == {"retained_share", "uptake_at_matched_gain"}
+    assert registered["learning_gate"]["read_out"] == "noise" and registered["learning_gate"]["reason"]
+    assert "inconclusive" in registered["verdicts"] and "Holm" in registered["rule"]
+    install(monkeypatch)
+    summary = run_experiments(("noisy-features",), {"noisy-features": tmp_path / "nf"}, CONFIRMATORY,
+                              tmp_path / "store", say=lambda _: None)["noisy-features"]
+    assert summary["verdict"] == "holds" and summary["seed_list"] == [3, 4, 5] and summary["confirmatory"]
+    test = summary["tests"]["uptake_at_matched_gain"]
+    assert test["ci95"][0] < test["mean"] < test["ci95"][1] and test["p_holm"] >= test["p_one_sided"]
+    assert summary["measured"]["first_segment_reads"] == [False, False, False]
+    assert verify(tmp_path / "nf")["verdict"] == "holds"
+
+
+def test_a_reanalysis_is_labelled_exploratory_and_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jepalab.vision.experiments.runner import reanalyse
+
+    _run(tmp_path, monkeypatch, ("noisy-features",))
+    folder = tmp_path / "noisy-features"
+    write_plan("noisy-features", folder, SETTINGS)
+    found = reanalyse(folder)
+    assert found["label"].startswith("exploratory (seeds 0, 1, 2") and "tests" in found
+    assert found["learning_gate"]["read_out"] == "noise"  # 1,000 test images: noise ≈ 2 points, gains 6–9
+    assert verify(folder)["verdict"] == "holds"  # summary.json is the registered verdict, untouched
+    saved = json.loads((folder / "reanalysis.json").read_text())
+    saved["verdict"] = "holds" if saved["verdict"] != "holds" else "inconclusive"
+    (folder / "reanalysis.json").write_text(json.dumps(saved))
+    with pytest.raises(ResultsMismatch, match=r"reanalysis\.json disagrees"):
+        verify(folder)

@@ -25,7 +25,7 @@ from jepalab.vision.experiments.statistics import INTERVAL_RULE, interval_tests,
 from jepalab.vision.experiments.store import run_folder
 
 __all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "folder_name", "in_work_tree", "plan",
-           "read_plan", "read_rows", "statement", "summarise", "verify"]
+           "read_plan", "read_rows", "reanalysis_settings", "statement", "summarise", "verify"]
 
 RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode", "tensorboard")
 """Settings that say where and how fast runs train, not what they are: ignored when a plan is compared."""
@@ -55,6 +55,14 @@ def statement(exp: Experiment, settings: ExperimentSettings) -> dict[str, str]:
             + " Smallest effects of interest: " + ", ".join(f"{n} {smallest[n][0]:+g}" for n in tests) + ". "
             + exp.gate_sentence(settings))
     return {"claim": exp.tested_claim(settings), "rule": rule, "control": own["control"]}
+
+
+def reanalysis_settings(settings: ExperimentSettings, name: str) -> ExperimentSettings:
+    """``settings`` with the confirmatory rule: interval statistics and (but for learning-order, which has its own
+    gate) the noise learning gate."""
+    from dataclasses import replace
+
+    return replace(settings, statistics="interval", gate=settings.gate if name == "learning-order" else "noise")
 
 
 def _interval_plan(exp: Experiment, settings: ExperimentSettings) -> dict[str, Any]:
@@ -256,4 +264,18 @@ def verify(folder: Path) -> dict[str, Any]:
     if where is not None:
         raise ResultsMismatch(f"{folder / 'summary.json'} disagrees with the verdict recomputed from "
                               f"{folder / 'results.csv'} at '{where}'")
+    if (folder / "reanalysis.json").is_file():
+        _verify_reanalysis(folder, exp, settings)
     return json.loads((folder / "summary.json").read_text())
+
+
+def _verify_reanalysis(folder: Path, exp: Experiment, settings: ExperimentSettings) -> None:
+    """Raise unless reanalysis.json is the confirmatory rule's decision of this results.csv."""
+    saved = json.loads((folder / "reanalysis.json").read_text())
+    if saved.get("results_sha256") != file_sha256(folder / "results.csv"):
+        raise ResultsMismatch(f"{folder / 'results.csv'} changed after {folder / 'reanalysis.json'} was written")
+    recomputed = to_jsonable(summarise(exp, read_rows(folder / "results.csv"), reanalysis_settings(settings,
+                                                                                                  exp.name)))
+    where = _difference(to_jsonable({k: v for k, v in saved.items() if k in recomputed}), recomputed)
+    if where is not None:
+        raise ResultsMismatch(f"{folder / 'reanalysis.json'} disagrees with its recomputation at '{where}'")

@@ -21,12 +21,13 @@ from jepalab.vision.experiments.results import (
     plan,
     read_plan,
     read_rows,
+    reanalysis_settings,
     summarise,
 )
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import execute, run_folder
 
-__all__ = ["device_facts", "resummarise", "run_experiment", "run_experiments", "write_plan"]
+__all__ = ["device_facts", "reanalyse", "resummarise", "run_experiment", "run_experiments", "write_plan"]
 
 Say = Callable[[str], None]
 
@@ -166,3 +167,23 @@ def resummarise(out: Path) -> dict[str, Any]:
         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     write_json(out / "provenance.json", provenance)
     return summary
+
+
+def reanalyse(out: Path) -> dict[str, Any]:
+    """Write ``out``/reanalysis.json: the folder's committed results.csv decided by the confirmatory rule (interval
+    statistics and, except for learning-order, the noise learning gate), labelled exploratory: the rule was chosen
+    after these data were seen. summary.json, the verdict registered for these data, is left as it was."""
+    out = Path(out)
+    _, exp, settings = read_plan(out)
+    revision = str(environment()["git_revision"])
+    if revision.endswith("-dirty") and in_work_tree(out):
+        raise ResultsMismatch(f"refusing to write {out / 'reanalysis.json'} from uncommitted code ({revision})")
+    summary = summarise(exp, read_rows(out / "results.csv"), reanalysis_settings(settings, exp.name))
+    seeds = ", ".join(str(s) for s in settings.seeds)
+    after = "; its learning gate was registered after data" if settings.gate == "knn20" else ""
+    label = (f"exploratory (seeds {seeds}, each compared with one shared random init; the interval rule and the "
+             f"noise gate were chosen after these data{after})")
+    reanalysis = {"label": label, "revision": revision, **summary,
+                  "results_sha256": file_sha256(out / "results.csv")}
+    write_json(out / "reanalysis.json", reanalysis)
+    return reanalysis
