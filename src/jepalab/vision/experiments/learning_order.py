@@ -104,9 +104,14 @@ def _measure_key(chosen: dict[str, Any], settings: ExperimentSettings) -> dict[s
 def order_stats(steps: list[int], r2: np.ndarray, lam: np.ndarray, rho: np.ndarray,
                 predicted: dict[str, np.ndarray], own: str) -> dict[str, float]:
     """One run's numbers: learned directions, Spearman of its observed learning steps with each objective's
-    predicted times, and the partial rank correlation of its steps with ρ given λ."""
+    predicted times, and the partial rank correlation of its steps with ρ given λ (NaN over fewer than 3
+    directions: no order to correlate)."""
     observed = learning_steps(steps, r2, PROTOCOL["share"], PROTOCOL["min_r2_gain"])
     other = next(o for o in predicted if o != own)
+    if observed.size < 3:
+        nan = float("nan")
+        return {"learned": int(np.isfinite(observed).sum()), "spearman_own": nan, "spearman_other": nan,
+                "partial_rho": nan}
     return {"learned": int(np.isfinite(observed).sum()),
             "spearman_own": rank_correlation(observed, predicted[own]),
             "spearman_other": rank_correlation(observed, predicted[other]),
@@ -248,7 +253,8 @@ class LearningOrder(Experiment):
         checks = {k: passes(v, k)[1] for k, v in effects.items()}
         control = self.control(rows, settings)
         return {"measured": {"per_method": {m: {k: mean(v) for k, v in c.items()} for m, c in collect.items()},
-                             "predicted_orders_spearman": rank_correlation(*predicted.values()),
+                             "predicted_orders_spearman": rank_correlation(*predicted.values())
+                             if keep.sum() >= 3 else float("nan"),
                              "control": {o: {k: c[k] for k in ("spearman_fine", "spearman_snapshots")}
                                          for o, c in control.items()},
                              "directions": [r["direction"] for r in _first_run_rows(rows, jepa)]},
