@@ -181,8 +181,9 @@ def reanalyse(out: Path) -> dict[str, Any]:
     summary = summarise(exp, read_rows(out / "results.csv"), reanalysis_settings(settings, exp.name))
     seeds = ", ".join(str(s) for s in settings.seeds)
     after = "; its learning gate was registered after data" if settings.gate == "knn20" else ""
+    gate = "finite-prediction gate" if exp.name == "learning-order" else "noise gate"
     label = (f"exploratory (seeds {seeds}, each compared with one shared random init; the interval rule and the "
-             f"noise gate were chosen after these data{after})")
+             f"{gate} were chosen after these data{after})")
     reanalysis = {"label": label, "revision": revision, **summary,
                   "results_sha256": file_sha256(out / "results.csv")}
     write_json(out / "reanalysis.json", reanalysis)
