@@ -2,9 +2,13 @@
 # The confirmatory measurement of R1–R4 (docs/experiments.md, "The confirmatory measurement"), resumable across
 # sessions. Its plans are results/confirmatory/<experiment>/plan.json, committed before any of its runs.
 #
-#   bash scripts/confirmatory.sh train    # in the background: HEAD's code (a git worktree of it, so that edits to this
+#   bash scripts/confirmatory.sh train [planned|cheapest-first]
+#                                         # in the background: HEAD's code (a git worktree of it, so that edits to this
 #                                         # checkout cannot reach the runs), two runs at a time, one thread each;
-#                                         # finished runs recorded in results/confirmatory/store are not trained again
+#                                         # finished runs recorded in results/confirmatory/store are not trained again.
+#                                         # A run that has not finished when the session ends is lost: start the
+#                                         # long ones (planned order: I-JEPA first) with a whole session ahead, and
+#                                         # cheapest-first (MAE first) when less than about 100 minutes remain
 #   bash scripts/confirmatory.sh save     # copy the finished, evaluated runs' light files into
 #                                         # results/confirmatory/store (then commit them)
 #   bash scripts/confirmatory.sh status   # the runs of the store, their state and step
@@ -28,7 +32,7 @@ case "${1:-}" in
     mkdir -p "$STORE"
     cd "$tree"
     OMP_NUM_THREADS=1 PYTHONPATH="$tree/src" nohup $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --jobs 2 \
-      > "$STORE/train-$revision.log" 2>&1 &
+      --order "${2:-planned}" > "$STORE/train-$revision.log" 2>&1 &
     echo "training at $revision in $tree (pid $!); log: $STORE/train-$revision.log"
     ;;
   save) $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --save-finished ;;

@@ -158,6 +158,8 @@ def add_experiment(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--time", type=int, default=None, dest="time_min", metavar="MIN", help="slurm: time limit per "
                    "job in minutes (default 240); a job near it checkpoints and is requeued")
     x.add_argument("--array-parallelism", type=int, default=None, help="slurm: jobs running at once (default 64)")
+    x.add_argument("--order", default=None, choices=("planned", "cheapest-first"), help="the order runs start in "
+                   "(cheapest-first: by training FLOPs, so that a session ending mid-run loses the least)")
     x.add_argument("--detach", action="store_true", default=None, help="slurm: submit and return; the same command "
                    "later collects finished runs and writes the results")
     x.add_argument("--poll", type=float, default=None, dest="poll_s", metavar="S", help="slurm: seconds between looks "

@@ -25,7 +25,7 @@ from jepalab.vision.training.loop import pretrain
 from jepalab.vision.training.pretrain_config import KEY_FIELDS_ADDED, RUNTIME_FIELDS, PretrainConfig
 
 __all__ = ["LIGHT_FILES", "complete", "execute", "measure", "restore_light", "run_folder", "run_job", "run_key",
-           "save_light", "steps_done", "train_and_eval", "train_run", "with_threads"]
+           "save_light", "steps_done", "train_and_eval", "train_run", "training_flops", "with_threads"]
 
 Say = Callable[[str], None]
 
@@ -123,6 +123,17 @@ def restore_light(record: Path, store: Path) -> list[str]:
     return restored
 
 
+def training_flops(cfg: PretrainConfig) -> float:
+    """A run's training FLOPs, for ordering: one step's (a seeded draw of its masks) × epochs × its image limit."""
+    import torch
+
+    from jepalab.vision.methods import method_spec
+    from jepalab.vision.training.flops import step_flops
+
+    masks = method_spec(cfg.method).mask_sampler(cfg)(cfg.optim.global_batch, torch.Generator().manual_seed(0))
+    return float(step_flops(cfg, 1, cfg.optim.global_batch, masks)) * cfg.optim.epochs * (cfg.data.limit or 1)
+
+
 def steps_done(run: Path) -> int:
     """The steps a run's last training session ended at (summary.json; 0 before any)."""
     return int((_read_json(run / "summary.json") or {}).get("steps_done", 0))
@@ -188,6 +199,8 @@ def execute(configs: Sequence[PretrainConfig], store: Path, settings: Experiment
     launch = launch or LaunchOptions()
     work = [RunWork(run, cfg, (measures or {}).get(run, ())) for run, cfg in
             {run_folder(store, cfg): cfg for cfg in configs}.items()]
+    if launch.order == "cheapest-first":
+        work.sort(key=lambda item: training_flops(item.cfg))
     began = time.perf_counter()
     images = launcher(launch).launch(work, store, settings, say)
     if images is None:

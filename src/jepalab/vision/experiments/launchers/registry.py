@@ -56,6 +56,8 @@ class LaunchOptions:
     array_parallelism: int = param(64, ge=1, help="jobs of the array running at once")
     detach: bool = param(False, help="submit and return; the same command later collects the finished runs")
     poll_s: float = param(10.0, gt=0, help="seconds between looks at the jobs while waiting")
+    order: str = param("planned", choices=("planned", "cheapest-first"), help="the order jobs start in: the plan's, or "
+                       "cheapest first (training FLOPs): a session that ends mid-run loses the least work")
 
     def __post_init__(self) -> None:
         known = available_launchers()
@@ -63,7 +65,8 @@ class LaunchOptions:
             raise ValueError(f"launcher must be one of {sorted(known)}; got {self.launcher!r}")
         takes = known[self.launcher].takes
         foreign = [f.name for f in dataclasses.fields(self)
-                   if f.name != "launcher" and f.name not in takes and getattr(self, f.name) != f.default]
+                   if f.name not in ("launcher", "order") and f.name not in takes
+                   and getattr(self, f.name) != f.default]
         if foreign:
             raise ValueError(f"launcher {self.launcher!r} takes no {', '.join(foreign)} (it takes: "
                              f"{', '.join(takes) or 'nothing'})")
