@@ -210,3 +210,31 @@ def test_the_same_runs_under_a_kNN_learning_gate_are_shown_beside_the_probe_gate
     assert r2["numbers"]["learning_gate"]["min_gain"]["mae"] == pytest.approx(15.0)
     assert "gate=knn20" in r2["numbers"]["rerun"].split()
     assert "variance-subspaces (10 epochs, 3 seed(s)): not tested here (learning gate not met" in r2["reason"]
+
+
+def test_a_confirmatory_measurement_is_headlined_with_its_intervals(results: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from jepalab.vision.experiments.runner import reanalyse
+
+    base = ExperimentSettings(mode="standard", seeds=(0, 1, 2), strengths=(0.0, 0.1), depths=(1, 4))
+    confirmatory = replace(base, seeds=(3, 4, 5), statistics="interval", gate="noise", confirmatory=True,
+                           eval=replace(base.eval, test_images=10000))
+    folder = results / "confirmatory" / "noisy-features"
+    run_experiments(("noisy-features",), {"noisy-features": folder}, confirmatory, tmp_path / "store",
+                    say=lambda _: None)
+    from jepalab.vision.experiments import write_plan
+
+    write_plan("noisy-features", results / "noisy-features", base)
+    reanalyse(results / "noisy-features")
+    report = reproduce(tmp_path / "report", mode="quick", progress=False, only=["images"], results=results)
+    numbers = {c["key"]: c for c in report["claims"]}["R1"]["numbers"]
+    assert numbers["confirmatory"] is True and numbers["seed_list"] == [3, 4, 5]
+    assert numbers["folder"].endswith("confirmatory/noisy-features")
+    test = numbers["tests"]["uptake_at_matched_gain"]
+    assert len(test["effects"]) == 3 and test["ci95"][0] <= test["mean"] <= test["ci95"][1]
+    assert set(numbers["smallest_effect_of_interest"]) == {"retained_share", "uptake_at_matched_gain"}
+    assert numbers["learning_gate"]["read_out"] == "noise"
+    reason = {c["key"]: c for c in report["claims"]}["R1"]["reason"]
+    assert "under the confirmatory rule, exploratory (seeds 0, 1, 2" in reason  # the earlier measurement, labelled

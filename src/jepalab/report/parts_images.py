@@ -117,9 +117,10 @@ def other_measurements(name: str, shown: Path, ctx: PartContext) -> list[str]:
         if not (folder / "summary.json").is_file():
             sentences.append(_pending(folder, name, ctx.results))
             continue
-        summary = json.loads((folder / "summary.json").read_text())
+        summary, reanalysed = json.loads((folder / "summary.json").read_text()), _reanalysis(folder)
         sentences.append(f"{folder} ({_epochs(folder)}, {summary['seeds']} seed(s)): "
-                         f"{summary['verdict']}" + (f" ({summary['reason']})" if summary.get("reason") else ""))
+                         f"{summary['verdict']}" + (f" ({summary['reason']})" if summary.get("reason") else "")
+                         + (f"; {_reanalysis_sentence(reanalysed)}" if reanalysed else ""))
     return sentences
 
 
@@ -176,6 +177,7 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
                output: PartOutput) -> Finding:
     """The report's finding for one experiment folder (copied into the report when it lies outside it)."""
     others = other_measurements(name, folder, ctx)
+    source, reanalysed = folder, _reanalysis(folder)
     command = rerun(name, _plan(folder) if (folder / "plan.json").is_file() else None,
                     _out(folder, ctx.results) if ctx.results is not None else None)
     if not folder.resolve().is_relative_to(ctx.report_dir.resolve()):
@@ -192,6 +194,8 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
     learning = learning_measures(folder)
     if verdict == "not tested here" and summary.get("min_probe_gain") and learning:
         reason += _learning_sentence(learning)
+    if reanalysed:
+        reason += "; " + _reanalysis_sentence(reanalysed)
     if others:
         reason += "; other standard measurements of this claim: " + "; ".join(others)
     figure = next(iter(sorted(folder.glob("*.png"))), None)
@@ -202,8 +206,37 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
                    figure=None if figure is None else ctx.relative(figure),
                    config=ctx.relative(plan if plan.is_file() else folder / "settings.json"),
                    numbers={**numbers, **summary["measured"], "effects": summary.get("effects", {}),
-                            "learning": learning,
+                            "learning": learning, **interval_numbers(source, summary, reanalysed),
                             "rerun": command if summary["mode"] == "standard" else None})
+
+
+def _reanalysis(folder: Path) -> dict[str, Any] | None:
+    """``folder``'s reanalysis.json (the confirmatory rule on exploratory data), if any."""
+    path = folder / "reanalysis.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _reanalysis_sentence(found: dict[str, Any]) -> str:
+    """One sentence: the confirmatory rule's verdict on this folder's data, labelled exploratory."""
+    why = f" ({found['reason']})" if found.get("reason") else " (" + "; ".join(found["checks"].values()) + ")"
+    return f"under the confirmatory rule, {found['label']}: {found['verdict']}{why}"
+
+
+def interval_numbers(folder: Path, summary: dict[str, Any], reanalysed: dict[str, Any] | None) -> dict[str, Any]:
+    """What claims.json carries of a measurement decided by interval statistics: confirmatory, folder, seeds, the
+    tests with their intervals and p-values, the smallest effects of interest; of an exploratory measurement, its
+    reanalysis under the confirmatory rule (labelled)."""
+    numbers: dict[str, Any] = {"confirmatory": bool(summary.get("confirmatory")), "folder": folder.as_posix(),
+                               "seed_list": summary.get("seed_list") or (_plan(folder)["seeds"] if
+                                                                         (folder / "plan.json").is_file() else [])}
+    if "tests" in summary:
+        numbers.update(tests={name: {k: t[k] for k in ("effects", "mean", "ci95", "p_one_sided", "p_holm")}
+                              for name, t in summary["tests"].items()},
+                       smallest_effect_of_interest=summary["smallest_effect_of_interest"])
+    if reanalysed:
+        numbers["exploratory_reanalysis"] = {"label": reanalysed["label"], "verdict": reanalysed["verdict"],
+                                             "reason": reanalysed["reason"], "tests": reanalysed["tests"]}
+    return numbers
 
 
 def _claims(optional: bool) -> dict[str, ClaimSpec]:

@@ -189,3 +189,15 @@ def test_a_reanalysis_is_labelled_exploratory_and_verified(tmp_path: Path, monke
     (folder / "reanalysis.json").write_text(json.dumps(saved))
     with pytest.raises(ResultsMismatch, match=r"reanalysis\.json disagrees"):
         verify(folder)
+
+
+def test_cheapest_first_trains_the_cheaper_method_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jepalab.vision.experiments.launchers import LaunchOptions, launch_options
+
+    trained = install(monkeypatch)
+    run_experiments(("noisy-features",), {"noisy-features": tmp_path / "nf"}, SETTINGS, tmp_path / "store",
+                    say=lambda _: None, launch=LaunchOptions(order="cheapest-first"))
+    order = [name.split("-")[0] for name in trained]  # in training order (one job at a time)
+    assert order == ["mae"] * 6 + ["ijepa"] * 6  # an MAE step costs about half an I-JEPA step
+    with pytest.raises(ValueError, match="order"):
+        launch_options({"order": "random"})
