@@ -49,6 +49,9 @@ def test_committed_results_are_shown_with_provenance(results: Path, tmp_path: Pa
     forest, caption = part["output"]["figures"][0]
     assert forest == "parts/images/intervals.png" and (tmp_path / "report" / forest).is_file()
     assert caption.lower().startswith("intervals of the real-image effects")
+    strip = (tmp_path / "report" / "report.html").read_text().split('id="glance"')[1].split("</div>")[0]
+    assert "<small>(exploratory: R1, R2, R3)</small>" in strip
+    assert '<a href="#fig-parts-images-intervals-png">the effects with their intervals</a>' in strip
 
 
 def test_a_tampered_results_folder_fails_the_part_naming_the_file(results: Path, tmp_path: Path) -> None:
@@ -244,6 +247,7 @@ def test_a_confirmatory_measurement_is_headlined_with_its_intervals(results: Pat
     assert len(test["effects"]) == 3 and test["ci95"][0] <= test["mean"] <= test["ci95"][1]
     assert set(numbers["smallest_effect_of_interest"]) == {"retained_share", "uptake_at_matched_gain"}
     assert numbers["learning_gate"]["read_out"] == "noise"
+    assert "(confirmatory: R1; exploratory: R2, R3)" in (tmp_path / "report" / "report.html").read_text()
     details = " ".join({c["key"]: c for c in report["claims"]}["R1"]["details"])
     assert "under the confirmatory rule, exploratory (seeds 0, 1, 2" in details  # the earlier measurement, labelled
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jepalab.report.maths import html_with_math as rich
+from jepalab.report.results_figure import FOREST_ALT
 
 SETTING = [
     r"Littwin et al. (NeurIPS 2024) study deep linear networks trained by gradient flow: a depth-$L$ linear encoder "
@@ -97,13 +98,30 @@ def readings(claims: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, lis
     return [(group, part, keys) for group, (part, keys) in found.items()]
 
 
-def _glance_html(claims: list[dict[str, Any]]) -> str:
-    """The strip at the top: verdict counts and one line per group of parts."""
+def _basis(claims: list[dict[str, Any]], group: str) -> str:
+    """Which of ``group``'s claims rest on a confirmatory measurement and which on exploratory ones ("" if none
+    says)."""
+    said = {c["key"]: c["numbers"]["confirmatory"] for c in claims
+            if c["group"] == group and "confirmatory" in c.get("numbers", {})}
+    kinds = [(kind, [k for k, v in said.items() if v == flag]) for kind, flag in (("confirmatory", True),
+                                                                                  ("exploratory", False))]
+    return "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in kinds if keys)
+
+
+def _glance_html(claims: list[dict[str, Any]], parts: list[dict[str, Any]]) -> str:
+    """The strip at the top: verdict counts, one line per group of parts (its verdicts, whether its measurements
+    are confirmatory, a link to the forest plot of its effects where it has one)."""
     counts = " ".join(badge(v, f"{v}: {n}") for v in VERDICT_CLASS if (n := sum(c["verdict"] == v for c in claims)))
+    forests = {part["name"]: path for part in parts for path, caption in part["output"]["figures"]
+               if caption.lower().startswith(FOREST_ALT)}
     lines = []
     for group, part, keys in readings(claims):
         said = " · ".join(badge(v) + " " + ", ".join(f'<a href="#claim-{html.escape(k)}">{html.escape(k)}</a>'
                                                         for k in keys[v]) for v in VERDICT_CLASS if v in keys)
+        basis = _basis(claims, group)
+        said += f" <small>({html.escape(basis)})</small>" if basis else ""
+        forest = next((forests[c["part"]] for c in claims if c["group"] == group and c["part"] in forests), None)
+        said += f' · <a href="#{_figure_id(forest)}">the effects with their intervals</a>' if forest else ""
         lines.append(f'<li><a href="#part-{html.escape(part)}"><b>{html.escape(group)}</b></a>: {said}</li>')
     return (f'<div class="glance" id="glance"><p><b>{len(claims)} claims</b> {counts}</p>'
             f"<ul>{''.join(lines)}</ul></div>")
@@ -210,7 +228,8 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
              f"<h1>{esc(report['title'])}</h1>",
              f'<p class="meta">mode <b>{esc(report["mode"])}</b> · {esc(env["time"])} · jepalab '
              f'{esc(str(env["packages"].get("jepalab")))} · git {esc(str(env["git_revision"]))} · {esc(env["device"])}'
-             f' · {env["wall_time_s"]:.0f} s</p>', _glance_html(claims), '<h2 id="setting">The setting</h2>']
+             f' · {env["wall_time_s"]:.0f} s</p>', _glance_html(claims, report["parts"]),
+             '<h2 id="setting">The setting</h2>']
     lines += [f"<p>{rich(p)}</p>" for p in SETTING]
     lines += ['<h2 id="claims">Claims</h2>',
               '<table class="claims"><thead><tr><th>#</th><th>claim</th><th>figure</th><th>the paper reports</th>'
