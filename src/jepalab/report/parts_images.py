@@ -306,9 +306,10 @@ def registered_smallest(name: str, ctx: PartContext) -> dict[str, float]:
 
 
 FOREST_CAPTION = (f"{FOREST_ALT.capitalize()}: for each test of each claim, the per-seed effects (dots; > 0 supports "
-                  "the claim), their mean and 95 % Student-t interval (confirmatory, or exploratory: these runs "
-                  "reanalysed under the confirmatory rule), or mean ± sd where only the earlier shared test (mean > "
-                  "sd) decided the claim; 0 (grey) and the smallest effect of interest (orange, dashed) marked")
+                  "the claim), their mean, mean ± sd (grey bar) where the earlier shared test (mean > sd) decided "
+                  "the claim, and the 95 % Student-t interval (black) where interval statistics were computed: the "
+                  "confirmatory measurement's, or these runs reanalysed under the confirmatory rule, labelled "
+                  "exploratory; 0 (grey line) and the smallest effect of interest (orange, dashed) marked")
 
 
 def _forest(ctx: PartContext, found: dict[str, tuple[Path, dict[str, Any]] | None], output: PartOutput) -> None:
