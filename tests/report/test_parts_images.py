@@ -45,7 +45,13 @@ def test_committed_results_are_shown_with_provenance(results: Path, tmp_path: Pa
                                       if measuring else None)
     assert numbers["min_probe_gain"] == pytest.approx({"ijepa": 9.0, "mae": 6.0})
     assert "--standard" in numbers["rerun"] and len(numbers["effects"]["retained_share"]) == 3
-    assert (tmp_path / "report" / "parts" / "images" / "effects.png").is_file()
+    (part,) = report["parts"]
+    forest, caption = part["output"]["figures"][0]
+    assert forest == "parts/images/intervals.png" and (tmp_path / "report" / forest).is_file()
+    assert caption.lower().startswith("intervals of the real-image effects")
+    strip = (tmp_path / "report" / "report.html").read_text().split('id="glance"')[1].split("</div>")[0]
+    assert "<small>(exploratory: R1, R2, R3)</small>" in strip
+    assert '<a href="#fig-parts-images-intervals-png">the effects with their intervals</a>' in strip
 
 
 def test_a_tampered_results_folder_fails_the_part_naming_the_file(results: Path, tmp_path: Path) -> None:
@@ -71,8 +77,10 @@ def test_a_further_pre_registered_measurement_is_followed_then_shown_when_it_tra
     report = reproduce(tmp_path / "r1", mode="quick", progress=False, only=["images"], results=results)
     r1 = next(c for c in report["claims"] if c["key"] == "R1")
     assert r1["verdict"] == "holds" and "(10 epochs)" in r1["measured"]
-    assert "epochs-12/noisy-features/plan.json (12 epochs) is pre-registered, 0 of its 12 runs finished" in r1["reason"]
-    command = r1["reason"].split("`")[-2]
+    details = " ".join(r1["details"])
+    assert "epochs-12/noisy-features/plan.json (12 epochs) is pre-registered, 0 of its 12 runs finished" in details
+    assert r1["reason"].startswith("held = ") and not r1["headline"]  # the rule; decided, so no cause to add
+    command = details.split("`")[-2]
     assert command.startswith("jepalab experiment noisy-features variance-subspaces depth --standard ")
     assert {"depths=[1,4]", "epochs=12", "evaluate=last"} <= set(command.split())
     assert command.endswith("--out results/epochs-12 --jobs 2")
@@ -83,7 +91,7 @@ def test_a_further_pre_registered_measurement_is_followed_then_shown_when_it_tra
     r1 = next(c for c in report["claims"] if c["key"] == "R1")
     assert "(12 epochs)" in r1["measured"] and "epochs=12" in r1["numbers"]["rerun"].split()
     assert r1["numbers"]["rerun"].endswith("--out results/epochs-12 --jobs 2")
-    assert f"{results / 'noisy-features'} (10 epochs, 3 seed(s)): holds" in r1["reason"]
+    assert f"{results / 'noisy-features'} (10 epochs, 3 seed(s)): holds" in " ".join(r1["details"])
 
 
 def test_without_results_the_claims_are_not_tested_and_say_how_to_run(tmp_path: Path) -> None:
@@ -132,6 +140,8 @@ def test_the_optional_ec_ijepa_claim_is_shown_only_with_its_results(tmp_path: Pa
     assert claim["verdict"] == "does not hold" and "EC-IJEPA, our reading" in claim["provenance"]
     assert claim["figure"] == "parts/beyond/context-size/context_size.png"
     assert (tmp_path / "r2" / claim["figure"]).is_file()
+    page = (tmp_path / "r2" / "report.html").read_text()  # a figure file that is no image: linked, not shown
+    assert '<a href="parts/beyond/context-size/context_size.png">figure</a> (not an image' in page
 
 
 def test_a_registered_toy_experiment_appears_in_help_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -187,8 +197,8 @@ def test_a_gated_claim_says_what_other_read_outs_measured(tmp_path: Path, monkey
     assert learning["ijepa"]["probe_points"] == pytest.approx(3.0)
     assert learning["mae"]["knn20_points"] == pytest.approx(15.0)
     assert learning["mae"]["rankme_ratio"] == pytest.approx(2.0)
-    assert "learning gate not met: ijepa gained +3.0 probe points" in r2["reason"]
-    assert "mae kNN-20 +15.0 points, centred RankMe ×2.00" in r2["reason"]
+    assert r2["headline"].startswith("learning gate not met: ijepa gained +3.0 probe points")
+    assert "mae kNN-20 +15.0 points, centred RankMe ×2.00" in r2["details"][0]
 
 
 def test_the_same_runs_under_a_kNN_learning_gate_are_shown_beside_the_probe_gate(
@@ -209,7 +219,8 @@ def test_the_same_runs_under_a_kNN_learning_gate_are_shown_beside_the_probe_gate
     assert r2["numbers"]["learning_gate"]["read_out"] == "knn20"
     assert r2["numbers"]["learning_gate"]["min_gain"]["mae"] == pytest.approx(15.0)
     assert "gate=knn20" in r2["numbers"]["rerun"].split()
-    assert "variance-subspaces (10 epochs, 3 seed(s)): not tested here (learning gate not met" in r2["reason"]
+    assert "variance-subspaces (10 epochs, 3 seed(s)): not tested here (learning gate not met" in " ".join(
+        r2["details"])
 
 
 def test_a_confirmatory_measurement_is_headlined_with_its_intervals(results: Path, tmp_path: Path,
@@ -236,5 +247,56 @@ def test_a_confirmatory_measurement_is_headlined_with_its_intervals(results: Pat
     assert len(test["effects"]) == 3 and test["ci95"][0] <= test["mean"] <= test["ci95"][1]
     assert set(numbers["smallest_effect_of_interest"]) == {"retained_share", "uptake_at_matched_gain"}
     assert numbers["learning_gate"]["read_out"] == "noise"
-    reason = {c["key"]: c for c in report["claims"]}["R1"]["reason"]
-    assert "under the confirmatory rule, exploratory (seeds 0, 1, 2" in reason  # the earlier measurement, labelled
+    assert "(confirmatory: R1; exploratory: R2, R3)" in (tmp_path / "report" / "report.html").read_text()
+    details = " ".join({c["key"]: c for c in report["claims"]}["R1"]["details"])
+    assert "under the confirmatory rule, exploratory (seeds 0, 1, 2" in details  # the earlier measurement, labelled
+
+
+def test_the_forest_reads_the_numbers_each_verdict_is_computed_from(tmp_path: Path) -> None:
+    """A confirmatory measurement shows its own 95 % intervals; one decided by the shared test shows mean ± sd and,
+    where the same runs were reanalysed with finite effects, that interval labelled exploratory; a reanalysis whose
+    effects are undefined adds nothing; a smallest effect of interest comes from the numbers, else the plan."""
+    from jepalab.report.results_figure import CONFIRMATORY, EXPLORATORY, effect_rows, forest_figure
+
+    test = {"effects": [0.1, 0.3, 0.2], "mean": 0.2, "ci95": [-0.05, 0.45], "p_one_sided": 0.04, "p_holm": 0.08}
+    confirmatory = {"verdict": "inconclusive", "confirmatory": True, "tests": {"gap": test},
+                    "smallest_effect_of_interest": {"gap": 0.05}, "effects": {"gap": [9.0, 9.0, 9.0]}}
+    (row,) = effect_rows("R9", confirmatory, None, {"gap": 0.5})
+    assert (row.ci, row.ci_kind, row.spread, row.smallest) == ((-0.05, 0.45), CONFIRMATORY, None, 0.05)
+    assert row.effects == (0.1, 0.3, 0.2) and row.reading == "confirmatory 95 % CI: inconclusive"
+    shared = {"held": True, "effects": {"gap": [1.0, 2.0, 3.0], "other": [0.5, 0.5, 0.5]}}
+    reanalysis = {"verdict": "holds", "tests": {"gap": test, "other": {**test, "effects": ["nan"] * 3}},
+                  "smallest_effect_of_interest": {"gap": 0.05, "other": 0.05}}
+    gap, other = effect_rows("R9", shared, reanalysis, {})
+    assert gap.mean == pytest.approx(2.0) and gap.spread == pytest.approx((1.0, 3.0)) and gap.effects == (1, 2, 3)
+    assert gap.ci == (-0.05, 0.45) and gap.ci_kind == EXPLORATORY
+    assert gap.reading == "mean ± sd: holds · exploratory 95 % CI: holds"
+    assert other.ci is None and other.spread == pytest.approx((0.5, 0.5)) and other.reading == "mean ± sd: holds"
+    (alone,) = effect_rows("R9", {"verdict": "does not hold", "effects": {"gap": [0.1, -0.1]}}, None, {"gap": 0.02})
+    assert alone.smallest == 0.02 and alone.ci is None and alone.mean == pytest.approx(0.0)
+    figure = forest_figure([row, gap, other, alone], tmp_path / "forest")
+    from PIL import Image
+
+    with Image.open(figure) as image:
+        assert image.height > 4 * 0.66 * 90  # one row per test
+
+
+def test_a_measurement_shows_the_reanalysis_of_its_own_runs_once(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kNN-gated folder shown for R2 has no reanalysis.json, but the probe-gated folder of the identical
+    results.csv does: R2 carries it as its own (claims.json, its details, the forest) and does not repeat it."""
+    from jepalab.vision.experiments.runner import reanalyse
+
+    install(monkeypatch, _little_probe_much_knn)
+    root = tmp_path / "results"
+    for gate in ("probe", "knn20"):
+        settings = ExperimentSettings(mode="standard", seeds=(0, 1, 2), gate=gate)
+        folder = root / ("variance-subspaces" if gate == "probe" else "variance-subspaces-knn20-gate")
+        run_experiments(["variance-subspaces"], {"variance-subspaces": folder}, settings, tmp_path / "store",
+                        say=lambda _: None)
+    reanalyse(root / "variance-subspaces")
+    report = reproduce(tmp_path / "report", mode="quick", progress=False, only=["images"], results=root)
+    r2 = next(c for c in report["claims"] if c["key"] == "R2")
+    assert r2["numbers"]["folder"].endswith("variance-subspaces-knn20-gate")
+    assert r2["numbers"]["exploratory_reanalysis"]["label"].startswith("exploratory (seeds 0, 1, 2")
+    assert sum("under the confirmatory rule" in d for d in r2["details"]) == 1

@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-VERDICTS = ("holds", "does not hold", "not tested here")
+VERDICTS = ("holds", "does not hold", "inconclusive", "not tested here")
 SOURCES = ("paper", "derived here", "beyond the paper")
+GROUPS = {"theory": "Exact theory", "linear": "Deep linear networks", "images": "Real images"}
+"""Group of a part → its name in the report's summary strip (one line per group)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,10 @@ class ClaimSpec:
 
 @dataclass
 class Finding:
-    """What was measured for one claim and the verdict; ``figure``/``config`` are paths relative to the report."""
+    """What was measured for one claim and the verdict; ``figure``/``config`` are paths relative to the report.
+    ``reason``: the rule that decided it; ``headline``: the verdict's immediate cause where the rule alone does not
+    say it (a learning gate not met), shown beside the verdict; ``details``: further evidence (other read-outs,
+    reanalyses, other measurements of the claim), shown with the rule."""
 
     key: str
     measured: str
@@ -44,6 +49,8 @@ class Finding:
     figure: str | None = None
     config: str | None = None
     numbers: dict[str, Any] = field(default_factory=dict)
+    headline: str = ""
+    details: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -110,6 +117,7 @@ class Part:
     shown: Callable[[tuple[Path, ...], Path | None], bool] | None = None  # None: always; else when true for
     # (--reuse folders, results folder)
     order: int = 0  # report order (ascending)
+    group: str = ""  # a key of GROUPS: the line of the summary strip that reads this part's claims ("": its own)
 
     def runs_in(self, mode: str, reuse: tuple[Path, ...]) -> bool:
         """Whether the part runs: in its modes, or in any mode when it can evaluate runs passed with --reuse."""
@@ -120,7 +128,7 @@ _PARTS: dict[str, Part] = {}
 
 
 def report_part(name: str, title: str, claims: tuple[ClaimSpec, ...], estimate_s: dict[str, float], *, order: int,
-                modes: tuple[str, ...] = ("quick", "full"), uses_reuse: bool = False,
+                group: str = "", modes: tuple[str, ...] = ("quick", "full"), uses_reuse: bool = False,
                 shown: Callable[[tuple[Path, ...], Path | None], bool] | None = None) -> Callable:
     """Decorator registering ``run(ctx) -> PartOutput`` as the report part ``name`` (names are unique; the modules
     ``jepalab.report.parts_*`` are discovered by :func:`registered_parts`)."""
@@ -129,7 +137,7 @@ def report_part(name: str, title: str, claims: tuple[ClaimSpec, ...], estimate_s
         existing = _PARTS.get(name)
         if existing is not None and existing.run.__qualname__ != run.__qualname__:
             raise ValueError(f"report part {name!r} is already registered by {existing.run.__module__}")
-        _PARTS[name] = Part(name, title, claims, run, estimate_s, modes, uses_reuse, shown, order)
+        _PARTS[name] = Part(name, title, claims, run, estimate_s, modes, uses_reuse, shown, order, group)
         return run
 
     return decorate

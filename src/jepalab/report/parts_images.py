@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jepalab.report.claims import ClaimSpec, Finding, Part, PartContext, PartOutput, report_part_factory
-from jepalab.report.results_figure import effects_figure
+from jepalab.report.results_figure import FOREST_ALT, effect_rows, forest_figure
 
 SHARED_RUNS = ("noisy-features", "variance-subspaces", "depth")
 """Experiments whose standard runs are shared: rerun them with one command."""
@@ -107,9 +107,10 @@ def find_experiment(name: str, ctx: PartContext) -> tuple[Path, dict[str, Any]] 
                                           hit[1]["verdict"] != "not tested here")) if measured else None
 
 
-def other_measurements(name: str, shown: Path, ctx: PartContext) -> list[str]:
-    """One sentence per standard measurement of ``name`` other than the folder ``shown``: its verdict and scale,
-    or how far its pre-registered runs have come."""
+def other_measurements(name: str, shown: Path, ctx: PartContext, shown_sha256: str | None = None) -> list[str]:
+    """One sentence per standard measurement of ``name`` other than the folder ``shown``: its verdict and scale (and
+    its reanalysis, unless of the results.csv ``shown_sha256`` that ``shown`` reads), or how far its pre-registered
+    runs have come."""
     sentences = []
     for folder in standard_folders(name, ctx.results) if ctx.results is not None else []:
         if folder.resolve() == shown.resolve():
@@ -118,6 +119,8 @@ def other_measurements(name: str, shown: Path, ctx: PartContext) -> list[str]:
             sentences.append(_pending(folder, name, ctx.results))
             continue
         summary, reanalysed = json.loads((folder / "summary.json").read_text()), _reanalysis(folder)
+        if reanalysed and shown_sha256 and reanalysed.get("results_sha256") == shown_sha256:
+            reanalysed = None  # the reading of the shown runs, stated with them
         sentences.append(f"{folder} ({_epochs(folder)}, {summary['seeds']} seed(s)): "
                          f"{summary['verdict']}" + (f" ({summary['reason']})" if summary.get("reason") else "")
                          + (f"; {_reanalysis_sentence(reanalysed)}" if reanalysed else ""))
@@ -168,7 +171,7 @@ def learning_measures(folder: Path) -> dict[str, dict[str, float]]:
 
 def _learning_sentence(measures: dict[str, dict[str, float]]) -> str:
     """What the other read-outs say each encoder learned, for a claim its learning gate left undecided."""
-    return "; the same encoders by other read-outs (smallest over runs): " + ", ".join(
+    return "the same encoders by other read-outs (smallest over runs): " + ", ".join(
         f"{m} kNN-20 {v['knn20_points']:+.1f} points, centred RankMe ×{v['rankme_ratio']:.2f} its random init's"
         for m, v in measures.items())
 
@@ -176,8 +179,8 @@ def _learning_sentence(measures: dict[str, dict[str, float]]) -> str:
 def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: PartContext,
                output: PartOutput) -> Finding:
     """The report's finding for one experiment folder (copied into the report when it lies outside it)."""
-    others = other_measurements(name, folder, ctx)
-    source, reanalysed = folder, _reanalysis(folder)
+    others = other_measurements(name, folder, ctx, summary.get("results_sha256"))
+    source, reanalysed = folder, same_runs_reanalysis(name, folder, summary, ctx)
     command = rerun(name, _plan(folder) if (folder / "plan.json").is_file() else None,
                     _out(folder, ctx.results) if ctx.results is not None else None)
     if not folder.resolve().is_relative_to(ctx.report_dir.resolve()):
@@ -190,24 +193,32 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
     where, numbers = provenance_line(folder, summary)
     checks = "; ".join(summary["checks"].values())
     verdict = summary.get("verdict") or ("holds" if summary["held"] else "does not hold")
-    reason = summary.get("reason") or summary["rule"]
     learning = learning_measures(folder)
-    if verdict == "not tested here" and summary.get("min_probe_gain") and learning:
-        reason += _learning_sentence(learning)
-    if reanalysed:
-        reason += "; " + _reanalysis_sentence(reanalysed)
-    if others:
-        reason += "; other standard measurements of this claim: " + "; ".join(others)
+    details = [_learning_sentence(learning)] if (verdict == "not tested here" and summary.get("min_probe_gain")
+                                                  and learning) else []
+    details += [_reanalysis_sentence(reanalysed)] if reanalysed else []
+    details += [f"other standard measurement of this claim: {other}" for other in others]
     figure = next(iter(sorted(folder.glob("*.png"))), None)
     if figure is not None:
         output.figures.append((ctx.relative(figure), f"{name}: {summary['claim']}"))
     plan = folder / "plan.json"
-    return Finding(key, f"{where}: {checks}", verdict, reason=reason,
-                   figure=None if figure is None else ctx.relative(figure),
+    return Finding(key, f"{where}: {checks}", verdict, reason=summary["rule"], headline=summary.get("reason", ""),
+                   details=details, figure=None if figure is None else ctx.relative(figure),
                    config=ctx.relative(plan if plan.is_file() else folder / "settings.json"),
                    numbers={**numbers, **summary["measured"], "effects": summary.get("effects", {}),
                             "learning": learning, **interval_numbers(source, summary, reanalysed),
                             "rerun": command if summary["mode"] == "standard" else None})
+
+
+def same_runs_reanalysis(name: str, folder: Path, summary: dict[str, Any], ctx: PartContext) -> dict[str, Any] | None:
+    """The confirmatory rule's reading of ``folder``'s runs (labelled exploratory): its own reanalysis.json, else
+    that of another standard measurement of ``name`` reanalysed from the identical results.csv (the same runs
+    decided under another learning gate)."""
+    own = _reanalysis(folder)
+    if own is not None or not summary.get("results_sha256") or ctx.results is None:
+        return own
+    found = (_reanalysis(other) for other in standard_folders(name, ctx.results))
+    return next((r for r in found if r is not None and r.get("results_sha256") == summary["results_sha256"]), None)
 
 
 def _reanalysis(folder: Path) -> dict[str, Any] | None:
@@ -234,8 +245,8 @@ def interval_numbers(folder: Path, summary: dict[str, Any], reanalysed: dict[str
                               for name, t in summary["tests"].items()},
                        smallest_effect_of_interest=summary["smallest_effect_of_interest"])
     if reanalysed:
-        numbers["exploratory_reanalysis"] = {"label": reanalysed["label"], "verdict": reanalysed["verdict"],
-                                             "reason": reanalysed["reason"], "tests": reanalysed["tests"]}
+        numbers["exploratory_reanalysis"] = {key: reanalysed[key] for key in ("label", "verdict", "reason", "tests",
+                                                                              "smallest_effect_of_interest")}
     return numbers
 
 
@@ -273,16 +284,46 @@ def _run_experiments(ctx: PartContext, optional: bool) -> PartOutput:
                                 "mode": ctx.mode})
     for name, claim in claims.items():
         if found[name] is None:
-            output.findings.append(Finding(claim.key, "-", "not tested here", reason=_missing(name, ctx)))
+            why = "its pre-registered runs have not all finished" if ctx.results is not None and standard_folders(
+                name, ctx.results) else "no results folder"
+            output.findings.append(Finding(claim.key, "-", "not tested here", reason=_missing(name, ctx),
+                                           headline=why))
             continue
         output.findings.append(finding_of(claim.key, name, *found[name], ctx, output))
-    decided = {n: hit for n, hit in found.items() if hit is not None and hit[1].get("effects")}
-    if decided:
-        stem = ctx.out_dir / "effects"
-        effects_figure({n: s for n, (_, s) in decided.items()}, stem)
-        output.figures.append((ctx.relative(stem.with_suffix(".png")), "Per-seed effects (mean ± sd over seeds; > 0 "
-                                                                        "favours the claim)"))
+    if not optional:
+        _forest(ctx, found, output)
     return output
+
+
+def registered_smallest(name: str, ctx: PartContext) -> dict[str, float]:
+    """Smallest effects of interest pre-registered for experiment ``name`` in a plan of its standard measurements
+    (its confirmatory plan); {} where none registers any."""
+    for folder in standard_folders(name, ctx.results) if ctx.results is not None else []:
+        registered = _plan(folder).get("smallest_effect_of_interest")
+        if registered:
+            return {test: float(entry["value"]) for test, entry in registered.items()}
+    return {}
+
+
+FOREST_CAPTION = (f"{FOREST_ALT.capitalize()}: for each test of each claim, the per-seed effects (dots; > 0 supports "
+                  "the claim), their mean, mean ± sd (grey bar) where the earlier shared test (mean > sd) decided "
+                  "the claim, and the 95 % Student-t interval (black) where interval statistics were computed: the "
+                  "confirmatory measurement's, or these runs reanalysed under the confirmatory rule, labelled "
+                  "exploratory; 0 (grey line) and the smallest effect of interest (orange, dashed) marked")
+
+
+def _forest(ctx: PartContext, found: dict[str, tuple[Path, dict[str, Any]] | None], output: PartOutput) -> None:
+    """Add the forest plot of every measured real-image claim (the optional ones too) to ``output``'s figures."""
+    rows = []
+    for name, claim in [*_claims(False).items(), *_claims(True).items()]:
+        hit = found[name] if name in found else find_experiment(name, ctx)
+        if hit is not None:
+            folder, summary = hit
+            rows += effect_rows(claim.key, summary, same_runs_reanalysis(name, folder, summary, ctx),
+                                registered_smallest(name, ctx))
+    if rows:
+        figure = forest_figure(rows, ctx.out_dir / "intervals")
+        output.figures.insert(0, (ctx.relative(figure), FOREST_CAPTION))
 
 
 def run_images(ctx: PartContext) -> PartOutput:
@@ -306,7 +347,7 @@ def _any_optional_found(reuse: tuple[Path, ...], results: Path | None) -> bool:
 def experiment_parts() -> tuple[Part, ...]:
     """The real-image parts, with the claims of the experiments registered now."""
     return (Part("images", "Real images: I-JEPA vs MAE ViTs on (noisy) Fashion-MNIST", tuple(_claims(False).values()),
-                 run_images, {"quick": 5.0, "full": 4 * 3600.0}, uses_reuse=True, order=60),
+                 run_images, {"quick": 5.0, "full": 4 * 3600.0}, uses_reuse=True, order=60, group="images"),
             Part("beyond", "Beyond the paper: EC-IJEPA (our reading) and other optional experiments",
                  tuple(_claims(True).values()), run_beyond, {"quick": 1.0, "full": 1.0}, uses_reuse=True,
-                 shown=_any_optional_found, order=70))
+                 shown=_any_optional_found, order=70, group="images"))

@@ -35,7 +35,7 @@ GENERATIVE_CLAIMS = (
 
 
 @report_part("linear-validation", "Deep linear simulator against the exact theory", VALIDATION_CLAIMS,
-             {"quick": 90.0, "full": 90.0}, order=40)
+             {"quick": 90.0, "full": 90.0}, order=40, group="linear")
 def run_validation(ctx: PartContext) -> PartOutput:
     """``jepalab linear validate`` on the paper's order-flip setting; findings L1 and L2."""
     params = ValidationParams()
@@ -77,7 +77,7 @@ def run_validation(ctx: PartContext) -> PartOutput:
 
 
 @report_part("linear-generative", "Static and dynamic linear generative models", GENERATIVE_CLAIMS,
-             {"quick": 60.0, "full": 60.0}, order=50)
+             {"quick": 60.0, "full": 60.0}, order=50, group="linear")
 def run_generative(ctx: PartContext) -> PartOutput:
     """The static and dynamic generative-model noise sweeps; findings G1 and G2."""
     output = PartOutput()

@@ -30,7 +30,7 @@ FIGURE2_CLAIMS = (
 
 
 @report_part("theory-figure2", "Figure 2: greedy in λ, only JEPA greedy in ρ", FIGURE2_CLAIMS,
-             {"quick": 4.0, "full": 4.0}, order=10)
+             {"quick": 4.0, "full": 4.0}, order=10, group="theory")
 def run_figure2(ctx: PartContext) -> PartOutput:
     """Figure 2 at the default depth plus the orders of its three presets at L = 1, 2, 3, 5 (ε = 1e-3)."""
     params = Figure2Params()
@@ -111,7 +111,7 @@ A2_RHO = [0.4, 0.55, 0.7, 0.85]
 
 
 @report_part("theory-depth", "Depth and initialisation scale: where the JEPA ρ-bias lives", DEPTH_CLAIMS,
-             {"quick": 5.0, "full": 5.0}, order=20)
+             {"quick": 5.0, "full": 5.0}, order=20, group="theory")
 def run_depth(ctx: PartContext) -> PartOutput:
     """Depth sweep figure, the ratio t*(ρ=0.4)/t*(ρ=0.85) over depth and ε, and the A2 order table."""
     params = DepthSweepParams()
@@ -163,20 +163,25 @@ def run_depth(ctx: PartContext) -> PartOutput:
 
 
 CLOSED_FORM_CLAIMS = (
-    ClaimSpec("C6", "The JEPA critical time follows the paper's sum Σ_n L/(n ρ^(2L−n−1) ε^(n/L))/λ (paper time), "
-                    "which becomes exact as ε → 0.", "paper",
+    ClaimSpec("C6", r"The JEPA critical time follows the paper's sum "
+                    r"$\frac{1}{\lambda}\sum_{n} \frac{L}{n\,\rho^{2L-n-1}\,\varepsilon^{n/L}}$ (paper time), which "
+                    r"becomes exact as $\varepsilon \to 0$.", "paper",
               f"{PAPER}, Theorem 4.5; docs/theory.md, \"JEPA critical time\"",
-              "t̃* = (1/λ) Σ_{n=1}^{2L−1} L / (n ρ^(2L−n−1) ε^(n/L)) + Θ(log ε)"),
-    ClaimSpec("C7", "MAE's critical time depends on λ at leading order: 1/((L−1) λ ε^((L−1)/L)) for L ≥ 2, "
-                    "ln(1/ε)/λ for L = 1, plus O(1).", "derived here", "docs/theory.md, \"MAE critical time\"",
+              r"$\tilde t^{*} = \frac{1}{\lambda}\sum_{n=1}^{2L-1} \frac{L}{n\,\rho^{2L-n-1}\,\varepsilon^{n/L}}"
+              r" + \Theta(\log \varepsilon)$"),
+    ClaimSpec("C7", r"MAE's critical time depends on λ at leading order: "
+                    r"$\frac{1}{(L-1)\,\lambda\,\varepsilon^{(L-1)/L}}$ for $L \ge 2$, "
+                    r"$\ln(1/\varepsilon)/\lambda$ for $L = 1$, plus $O(1)$.", "derived here",
+              "docs/theory.md, \"MAE critical time\"",
               "A reviewer of the paper paraphrases: the MAE critical time depends only on the input variance."),
-    ClaimSpec("C8", "Critical times scale as ε^(−(2L−1)/L) for JEPA and ε^(−(L−1)/L) for MAE (L ≥ 2).",
+    ClaimSpec("C8", r"Critical times scale as $\varepsilon^{-(2L-1)/L}$ for JEPA and $\varepsilon^{-(L-1)/L}$ for "
+                    r"MAE ($L \ge 2$).",
               "derived here", "docs/theory.md, \"Time scales\"", "Not stated beyond Theorem 4.5's leading term."),
 )
 
 
 @report_part("theory-closed-forms", "Critical times: exact vs the paper's expansion", CLOSED_FORM_CLAIMS,
-             {"quick": 1.0, "full": 1.0}, order=30)
+             {"quick": 1.0, "full": 1.0}, order=30, group="theory")
 def run_closed_forms(ctx: PartContext) -> PartOutput:
     """Exact critical times against the paper's expansion and the derived MAE/scale-law statements."""
     rows, deviation = [], {}

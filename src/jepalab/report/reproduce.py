@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jepalab.progress import progress_bar
-from jepalab.report.claims import Part, PartContext, PartOutput, registered_parts
+from jepalab.report.claims import GROUPS, Part, PartContext, PartOutput, registered_parts
 from jepalab.report.render import render_html, render_markdown
 from jepalab.rundir import environment, to_jsonable, write_json
 
@@ -85,17 +85,19 @@ def claim_rows(parts: Sequence[Part], records: dict[str, PartRecord]) -> list[di
         findings = {f.key: f for f in record.output.findings}
         for claim in part.claims:
             row = {"key": claim.key, "statement": claim.statement, "source": claim.source,
-                   "provenance": claim.provenance, "paper_says": claim.paper_says, "part": part.name}
+                   "provenance": claim.provenance, "paper_says": claim.paper_says, "part": part.name,
+                   "group": GROUPS.get(part.group, part.title)}
             finding = findings.get(claim.key)
             if record.status == "ok" and finding is not None:
-                row |= {"measured": finding.measured, "verdict": finding.verdict, "reason": finding.reason,
-                        "figure": finding.figure, "config": finding.config, "numbers": finding.numbers}
+                row |= {"measured": finding.measured, "verdict": finding.verdict, "headline": finding.headline,
+                        "reason": finding.reason, "details": finding.details, "figure": finding.figure,
+                        "config": finding.config, "numbers": finding.numbers}
             else:
                 why = (record.reason if record.status == "skipped" else
                        f"part '{part.name}' failed: {record.error}" if record.status == "failed" else
                        "the part did not report this claim")
-                row |= {"measured": "—", "verdict": "not tested here", "reason": why, "figure": None,
-                        "config": None, "numbers": {}}
+                row |= {"measured": "—", "verdict": "not tested here", "headline": why, "reason": "", "details": [],
+                        "figure": None, "config": None, "numbers": {}}
             rows.append(row)
     return rows
 
