@@ -98,6 +98,9 @@ class RunLock:
                 raise RunInUse(f"{_in_use(self.run, holder)}: {_advice(self.run, holder)}") from None
             self.wait(f"{_in_use(self.run, holder)}: waiting for it to end")
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:
+            raise OSError(error.errno, f"cannot lock {self.run / LOCK}: {error.strerror} (the file system of "
+                                       f"{self.run} takes no file locks; keep runs on one that does)") from error
 
     def _sign(self, fd: int) -> None:
         """Write this process's pid, host, purpose, command and start time into the lock file."""
