@@ -135,23 +135,21 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
         diag_images = _diagnostics_batch(s)
         record = _run_record(s, views, diag_images)
         _announce(s, record)
-        if restore:
-            check_data(run, record, allow_data_change, info, say)
-        if not dry_run:
-            try:
+        try:
+            if restore:
+                check_data(run, record, allow_data_change, info, say)
+            elif info.main:
+                write_json(run / "run.json", record)
+            if not dry_run:
                 _session(s, views, restore, stop_after, diag_images, record)
-            except WriteFailed as error:
-                raise write_failure(error, run, s.done) from error
-        elif info.main:
-            write_json(run / "run.json", record)
+        except WriteFailed as error:
+            raise write_failure(error, run, s.done) from error
     return run
 
 
 def _session(s: _Session, views: ViewSampler, restore: bool, stop_after: int | None,
              diag_images: torch.Tensor, record: dict[str, Any]) -> None:
     """One training session from the checkpoint (or step 0) to ``stop_after``, the end or a stop request."""
-    if s.info.main and not restore:
-        write_json(s.run / "run.json", record)
     start, reference = _restore(s) if restore else (0, None)
     s.done = start
     clock = _Clock()
