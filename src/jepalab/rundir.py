@@ -8,6 +8,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -17,12 +18,15 @@ from typing import Any
 
 __all__ = [
     "CPU_FLAGS",
+    "WriteFailed",
     "atomic_write_bytes",
     "atomic_write_text",
     "environment",
+    "free_space",
     "host_facts",
     "new_run_dir",
     "output_dir",
+    "readable_bytes",
     "save_figure",
     "to_jsonable",
     "write_csv",
@@ -30,19 +34,62 @@ __all__ = [
 ]
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class WriteFailed(OSError):
+    """A file that could not be written (disk full, quota, read-only folder, ...): ``message`` names it; ``path``
+    and ``size`` (the bytes it needed, None if unknown) say which write failed."""
+
+    def __init__(self, code: int | None, message: str, path: str | Path, size: int | None) -> None:
+        super().__init__(code, message)
+        self.path, self.size = Path(path), size
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.errno, self.strerror, self.path, self.size)  # picklable across job processes
+
+    @classmethod
+    def of(cls, path: str | Path, size: int | None, cause: OSError) -> WriteFailed:
+        """The failure ``cause`` of writing ``size`` bytes to ``path``, saying how much space is left."""
+        needed = f"needs {readable_bytes(size)}, " if size is not None else ""
+        return cls(cause.errno, f"could not write {path} ({needed}{free_space(Path(path))} free): "
+                                f"{cause.strerror or cause}", path, size)
+
+
+def readable_bytes(size: float) -> str:
+    """``size`` bytes in B, KiB, MiB or GiB, e.g. "1.4 MiB"."""
+    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size:.0f} B"
+
+
+def free_space(path: Path) -> str:
+    """The space left on the file system of ``path``'s folder, or "unknown"."""
     try:
+        return readable_bytes(shutil.disk_usage(path.parent).free)
+    except OSError:
+        return "unknown"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``; any failure leaves
+    ``path`` as it was and no temporary file, and an ``OSError`` is raised as :class:`WriteFailed`."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, WriteFailed):
+            raise WriteFailed.of(path, len(data), error) from error
         raise
     return path
 

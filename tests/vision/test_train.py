@@ -154,13 +154,15 @@ def test_embed_writes_arrays_matching_the_encoder(reference_runs: dict[str, Path
 
 def test_dry_run_validates_and_writes_no_checkpoint(fmnist_root: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """--dry-run prints sizes and the mask statistics, writes config.yaml and run.json only."""
+    """--dry-run prints sizes and the mask statistics, writes config.yaml and run.json only (and the empty lock file,
+    released)."""
     out = tmp_path / "dry"
     assert main(["pretrain", CONFIG, f"data.root={fmnist_root}", "optim.global_batch=16", "train.progress=false",
                  "--dry-run", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "masks (7×7 grid): 2 targets" in captured.out + captured.err
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.yaml", "run.json"]
+    assert (out / ".lock").read_text() == ""
 
 
 @pytest.mark.parametrize("args, words", [

@@ -18,7 +18,8 @@ class ImageDataset:
     Either ``images`` holds them all in memory (n, C, S, S), or ``read(i)`` decodes image ``i`` on demand
     (large folders); ``mean``/``std`` are per-channel pixel statistics in [0, 1] units, used for
     normalisation. ``info`` carries builder-specific records (skipped files, noise parameters, ...); a tensor
-    entry with one row per image (a distractor's amplitude) is indexed along with the images by :meth:`subset`.
+    entry with one row per image (a distractor's amplitude) is indexed along with the images by :meth:`subset`;
+    ``info["files"]`` is the SHA-256 of the files read (:mod:`jepalab.data.fingerprint`), recorded with every run.
     """
 
     name: str

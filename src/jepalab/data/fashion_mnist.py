@@ -14,6 +14,7 @@ import torch
 
 from jepalab.data.config import DataConfig
 from jepalab.data.dataset import ImageDataset, channel_stats
+from jepalab.data.fingerprint import files_by_content
 from jepalab.data.idx import read_idx
 from jepalab.data.registry import register_dataset
 
@@ -83,8 +84,9 @@ def load_fashion_mnist(root: str | Path | None = None, split: str = "train") -> 
     images, labels = _load(*find_fashion_mnist(root, split))
     train_images = images if split == "train" else _load(*find_fashion_mnist(root, "train"))[0]
     mean, std = _stats(train_images)
+    files = find_fashion_mnist(root, split)
     return ImageDataset("fashion-mnist", split, labels, CLASSES, 1, images.shape[-1], mean, std, images=images,
-                        source=str(find_fashion_mnist(root, split)[0].parent))
+                        source=str(files[0].parent), info={"files": files_by_content(files)})
 
 
 @functools.lru_cache(maxsize=4)

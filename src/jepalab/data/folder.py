@@ -22,6 +22,7 @@ from safetensors.torch import save as save_safetensors
 
 from jepalab.data.config import DataConfig
 from jepalab.data.dataset import ImageDataset, channel_stats
+from jepalab.data.fingerprint import files_by_listing
 from jepalab.data.registry import register_dataset
 from jepalab.rundir import atomic_write_bytes
 
@@ -197,13 +198,15 @@ def load_image_folder(cfg: DataConfig, split: str = "train") -> ImageDataset:
             _report_skipped(skipped)
         mean, std = channel_stats(images)
         return ImageDataset("image-folder", split, label_tensor, classes, channels, size, mean, std, images=images,
-                            source=str(folder), info={"skipped": skipped, "cache": str(path)})
+                            source=str(folder), info={"skipped": skipped, "cache": str(path),
+                                                      "files": files_by_listing(folder, files)})
     sample = torch.linspace(0, len(files) - 1, min(len(files), 1000)).long().unique()
     probe, _, _ = _decode_all([files[i] for i in sample.tolist()], size, channels, "skip", cfg.workers)
     mean, std = channel_stats(probe)
     reader = _StreamReader(files, size, channels, cfg.on_corrupt)
     return ImageDataset("image-folder", split, torch.tensor(labels, dtype=torch.long), classes, channels, size, mean,
-                        std, read=reader, source=str(folder), info={"skipped": [], "cache": None})
+                        std, read=reader, source=str(folder),
+                        info={"skipped": [], "cache": None, "files": files_by_listing(folder, files)})
 
 
 class _StreamReader:

@@ -91,6 +91,7 @@ def build(cfg: DataConfig, split: str) -> ImageDataset:
     clean, images, amplitude = _noisy(cfg.root, split, options)
     mean, std = _train_stats(cfg.root, options)
     info = {"amplitude": amplitude, "options": vars(options).copy(), "clean_images": clean.images,
+            "files": clean.info["files"],
             "distractor_texture": distractor_texture(options.seed, 28).numpy()}  # numpy: never subset per image
     return ImageDataset("noisy-fashion-mnist", split, clean.labels, CLASSES, 1, 28, mean, std, images=images,
                         source=clean.source, info=info)

@@ -29,8 +29,10 @@ def _pretrain(args: argparse.Namespace) -> int:
         overrides.append(f"data.root={args.data_dir}")
     if args.resume is not None:
         cfg = load_config(PretrainConfig, config, overrides) if config else load_run_config(args.resume, overrides)
-        pretrain(cfg, args.resume, resume=True, stop_after=args.stop_after)
+        pretrain(cfg, args.resume, resume=True, stop_after=args.stop_after, allow_data_change=args.allow_data_change)
         return _leave_distributed()
+    if args.allow_data_change:
+        raise ValueError("--allow-data-change continues a run: use it with --resume RUN")
     if config is None:
         raise ValueError("give a config file (see configs/*.yaml), e.g. jepalab pretrain configs/fmnist-ijepa-cpu.yaml")
     cfg = load_config(PretrainConfig, config, overrides)
@@ -195,6 +197,9 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="end this session at STEP (with a checkpoint); --resume continues")
     p.add_argument("--dry-run", action="store_true", help="validate, print sizes, FLOPs and mask statistics, stop")
+    p.add_argument("--allow-data-change", action="store_true",
+                   help="with --resume: continue although the data differs from the data the run started with "
+                        "(refused otherwise; the change is recorded in run.json)")
     p.set_defaults(handler=_pretrain)
 
 

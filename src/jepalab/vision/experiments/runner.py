@@ -63,8 +63,9 @@ def _loss_curves(labelled: list[tuple[dict[str, Any], Path]], every: int = 10) -
 def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session: dict[str, Any],
                 settings: ExperimentSettings) -> dict[str, Any]:
     """provenance.json: device, torch, precision, the code revisions that trained, every command that worked on the
-    runs (wall time, images trained) and each run's training wall time and images/s (its last session; and every
-    training session's command, host, wall time and images/s where run.json records them)."""
+    runs (wall time, images trained) and each run's data fingerprint (None for runs trained before run.json held
+    one; with any change it was allowed to continue on), training wall time and images/s (its last session; and
+    every training session's command, host, wall time and images/s where run.json records them)."""
     import torch
 
     records = [json.loads((run / "run.json").read_text()) for _, run in labelled]
@@ -79,6 +80,8 @@ def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session:
             "runs_train_wall_s": sum(_train_wall(r, s) for r, s in zip(records, summaries)),
             "runs": [{**labels, "run": run.name, "steps": s["steps_done"], "images_per_s_last_session":
                       s["images_per_s"], "wall_s_last_session": s["wall_s"],
+                      "data_fingerprint": r.get("data_fingerprint"),
+                      **({"data_changes": r["data_changes"]} if r.get("data_changes") else {}),
                       **({"train_sessions": r["sessions"]} if r.get("sessions") else {})}
                      for (labels, run), r, s in zip(labelled, records, summaries)]}
 

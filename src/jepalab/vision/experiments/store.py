@@ -1,7 +1,8 @@
 """The run store shared by experiments: one folder per resolved pretraining config (``<method>-<hash>``), trained
 once and evaluated once per evaluation protocol, whichever experiments ask for it (the clean runs of noisy-features
 serve variance-subspaces, its strongest-distractor runs serve depth). Runs resume from their checkpoint; a launcher
-(:mod:`.launchers`) runs their jobs: processes on this machine (``jobs`` at once) or a cluster's job array."""
+(:mod:`.launchers`) runs their jobs: processes on this machine (``jobs`` at once) or a cluster's job array. A job
+holds its run's lock while it trains, evaluates or measures it, so commands sharing a store train each run once."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from jepalab.vision.readout.run import Run
 from jepalab.vision.training.distributed import resolve_device
 from jepalab.vision.training.loop import pretrain
 from jepalab.vision.training.pretrain_config import KEY_FIELDS_ADDED, RUNTIME_FIELDS, PretrainConfig
+from jepalab.vision.training.run_lock import RunLock
 
-__all__ = ["LIGHT_FILES", "complete", "execute", "measure", "restore_light", "run_folder", "run_job", "run_key",
-           "save_light", "steps_done", "train_and_eval", "train_run", "training_flops", "with_threads"]
+__all__ = ["LIGHT_FILES", "claim", "complete", "execute", "measure", "restore_light", "run_folder", "run_job",
+           "run_key", "save_light", "steps_done", "train_and_eval", "train_run", "training_flops", "with_threads"]
 
 Say = Callable[[str], None]
 
@@ -156,13 +158,23 @@ def train_run(cfg: PretrainConfig, run: Path, should_stop: Callable[[], bool] | 
     pretrain(load_config(PretrainConfig, saved) if resume else cfg, run, resume=resume, should_stop=should_stop)
 
 
+def claim(run: Path) -> RunLock:
+    """``run``'s lock (created if new) for this command's work on it: a run held by another command (a second
+    ``jepalab experiment`` on the same store, a ``jepalab pretrain --resume``) is waited for, then taken over as that
+    command left it: a run it finished is not trained again."""
+    run.mkdir(parents=True, exist_ok=True)
+    return RunLock(run, "jepalab experiment", wait=lambda message: print(message, flush=True))
+
+
 def train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings) -> dict[str, Any]:
-    """Train ``cfg`` in ``run`` (resuming or skipping finished work) and evaluate it; returns eval.json."""
-    train_run(cfg, run)
-    result = _evaluation_current(run, settings.evaluate, settings.eval)
-    if result is None:
-        result = evaluate_run(run, settings.evaluate, settings.eval, device=resolve_device(settings.device),
-                              progress=False)
+    """Train ``cfg`` in ``run`` (resuming or skipping finished work) and evaluate it, holding its lock (:func:`claim`);
+    returns eval.json."""
+    with claim(run):
+        train_run(cfg, run)
+        result = _evaluation_current(run, settings.evaluate, settings.eval)
+        if result is None:
+            result = evaluate_run(run, settings.evaluate, settings.eval, device=resolve_device(settings.device),
+                                  progress=False)
     return result
 
 
@@ -176,17 +188,20 @@ def measure(run: Path, settings: ExperimentSettings, measures: Sequence[str]) ->
     """The extra measurements the experiments ``measures`` make of a trained, evaluated run."""
     from jepalab.vision.experiments.registry import experiment
 
-    for name in measures:
-        experiment(name).measure_run(run, settings)
+    if measures:
+        with claim(run):
+            for name in measures:
+                experiment(name).measure_run(run, settings)
 
 
 def run_job(work: RunWork, settings: ExperimentSettings, threads: int | None = None) -> int:
     """One run trained (``threads``: CPU threads unless its config sets them), evaluated and measured; returns the
-    images it trained now."""
-    before = steps_done(work.run)
-    train_and_eval(with_threads(work.cfg, threads), work.run, settings)
-    measure(work.run, settings, work.measures)
-    return (steps_done(work.run) - before) * work.cfg.optim.global_batch
+    images this job trained (none of those another command trained while this one waited for the run)."""
+    with claim(work.run):
+        before = steps_done(work.run)
+        train_and_eval(with_threads(work.cfg, threads), work.run, settings)
+        measure(work.run, settings, work.measures)
+        return (steps_done(work.run) - before) * work.cfg.optim.global_batch
 
 
 def execute(configs: Sequence[PretrainConfig], store: Path, settings: ExperimentSettings, say: Say,

@@ -46,6 +46,7 @@ from jepalab.vision.readout.run import Run
 from jepalab.vision.readout.tables import METRIC_COLUMNS
 from jepalab.vision.training.precision import autocast_for
 from jepalab.vision.training.pretrain_config import PretrainConfig
+from jepalab.vision.training.run_lock import RunLock
 
 RUNTIME_DATA_FIELDS = ("root", "num_workers", "cache_dir", "workers")
 
@@ -258,9 +259,16 @@ def _readout_rows(run: Run, measure: _Measure, result: dict[str, Any], baseline:
 def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettings | None = None,
                  device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
     """Evaluate ``run``'s checkpoints and its baselines; writes ``RUN/eval.json`` and ``RUN/eval.csv``. Test images:
-    the test split, or for an image folder without ``test/`` a seeded fifth of the training images held out."""
-    settings = settings or EvalSettings()
+    the test split, or for an image folder without ``test/`` a seeded fifth of the training images held out. Holds
+    the run's lock throughout (:mod:`~jepalab.vision.training.run_lock`): no session trains it meanwhile."""
     folder, handle = Path(run), Run(run, device)
+    with RunLock(folder, "jepalab eval"):
+        return _evaluate(folder, handle, checkpoint, settings or EvalSettings(), device, progress)
+
+
+def _evaluate(folder: Path, handle: Run, checkpoint: str, settings: EvalSettings, device: str | torch.device,
+              progress: bool) -> dict[str, Any]:
+    """:func:`evaluate_run` of an opened run whose lock is held."""
     steps = handle.select(checkpoint)
     data = _eval_images(handle, settings)
     cfg = handle.config
@@ -268,7 +276,7 @@ def evaluate_run(run: str | Path, checkpoint: str = "last", settings: EvalSettin
     baseline, note = handle.random_encoder(cfg.seed if settings.random_init == "run" else settings.seed,
                                            settings.condition)
     result: dict[str, Any] = {
-        "run": str(run), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
+        "run": str(folder), "method": cfg.method, "dataset": cfg.data.dataset, "options": dict(cfg.data.options),
         "settings": vars(settings).copy(), "readout": settings.readout, "condition": note, "protocol": {},
         "baselines": {}, "checkpoints": [], "readouts": []}
     units = len(steps) + 3 + len(settings.readouts) * (len(handle.spec.encoders) + 1)

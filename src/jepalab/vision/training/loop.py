@@ -25,9 +25,10 @@ from tqdm.auto import tqdm
 from jepalab.config import config_to_dict
 from jepalab.data import BatchLoader, EpochPlan, augment, build_dataset, eval_view, step_generator
 from jepalab.data.dataset import ImageDataset
+from jepalab.data.fingerprint import data_fingerprint
 from jepalab.eval import COLLAPSE_RANK_SHARE, is_collapsed
 from jepalab.progress import progress_bar
-from jepalab.rundir import environment, host_facts, write_json
+from jepalab.rundir import WriteFailed, environment, host_facts, write_json
 from jepalab.vision.methods import MethodSpec, method_spec
 from jepalab.vision.models.attention import resolve_attention, use_attention
 from jepalab.vision.models.features import collapse_report
@@ -40,7 +41,16 @@ from jepalab.vision.training.flops import step_flops
 from jepalab.vision.training.metrics_log import MetricsLog, require_tensorboard
 from jepalab.vision.training.precision import autocast_for, describe_precision, resolve_precision
 from jepalab.vision.training.pretrain_config import PretrainConfig
-from jepalab.vision.training.run_dir import CHECKPOINT, collapse_summary, prepare_run_dir, truncate_metrics
+from jepalab.vision.training.run_dir import (
+    CHECKPOINT,
+    check_data,
+    collapse_summary,
+    hold_run,
+    locate_run_dir,
+    prepare_run_dir,
+    truncate_metrics,
+    write_failure,
+)
 from jepalab.vision.training.run_status import RunStatus
 from jepalab.vision.training.step import TrainStep
 from jepalab.vision.training.views import ViewSampler, mask_summary
@@ -70,28 +80,33 @@ class _Session:
     say: Callable[[str], None]
     should_stop: Callable[[], bool] | None = None  # polled after every step: True ends the session early
     status: RunStatus | None = None  # status.json (rank 0)
+    done: int = 0  # steps done so far (named when a write fails)
 
 
 def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = False,
              stop_after: int | None = None, dry_run: bool = False,
-             should_stop: Callable[[], bool] | None = None) -> Path:
+             should_stop: Callable[[], bool] | None = None, allow_data_change: bool = False) -> Path:
     """Pretrain ``cfg.method`` on ``cfg.data``; returns the run folder (``out``, or a new ``runs/pretrain-*``).
 
-    The folder gets ``config.yaml`` (resolved), ``run.json`` (sizes, FLOPs, masks, environment),
-    ``metrics.jsonl`` (every step's loss and schedules; diagnostics), ``checkpoint.safetensors``, plots and
-    ``summary.json``. ``resume=True`` continues the run in ``out`` from its checkpoint (from step 0 if it has none
-    yet); ``stop_after`` ends this session (with a checkpoint) once that many steps are done, schedules unchanged;
-    so does ``should_stop()`` turning true (polled after every step; a preempted cluster job's signal handler).
-    ``status.json`` says whether the session is running, finished, stopped or failed (:mod:`.run_status`).
-    Under ``torchrun`` each process runs this function (DDP; rank 0 writes). ``dry_run`` stops after printing the
-    set-up. torch's thread count, denormal handling and attention kernel choice are restored on exit.
+    The folder gets ``config.yaml`` (resolved), ``run.json`` (sizes, FLOPs, masks, the data's fingerprint,
+    environment), ``metrics.jsonl`` (every step's loss and schedules; diagnostics), ``checkpoint.safetensors``, plots
+    and ``summary.json``. ``resume=True`` continues the run in ``out`` from its checkpoint (from step 0 if it has none
+    yet), refusing data that differs from the data it started with unless ``allow_data_change`` (the change is then
+    recorded in run.json); ``stop_after`` ends this session (with a checkpoint) once that many steps are done,
+    schedules unchanged; so does ``should_stop()`` turning true (polled after every step; a preempted cluster job's
+    signal handler). The session holds the folder's lock (:mod:`.run_lock`): another process writing it raises
+    :class:`~.run_lock.RunInUse`. A failed write raises :class:`~jepalab.rundir.WriteFailed` naming the file, the
+    step and the fix. ``status.json`` says whether the session is running, finished, stopped or failed
+    (:mod:`.run_status`). Under ``torchrun`` each process runs this function (DDP; rank 0 writes). ``dry_run`` stops
+    after printing the set-up. torch's thread count, denormal handling and attention kernel choice are restored on
+    exit.
     """
     info = init_distributed(cfg.train.device)
     threads = torch.get_num_threads()
     finished = False
     try:
         with use_attention(cfg.train.attention):
-            run = _pretrain(cfg, out, resume, stop_after, dry_run, info, should_stop)
+            run = _pretrain(cfg, out, resume, stop_after, dry_run, info, should_stop, allow_data_change)
         finished = True
         return run
     finally:
@@ -101,36 +116,49 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, resume: bool = 
 
 
 def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_after: int | None, dry_run: bool,
-              info: DistInfo, should_stop: Callable[[], bool] | None) -> Path:
+              info: DistInfo, should_stop: Callable[[], bool] | None, allow_data_change: bool) -> Path:
     say = tqdm.write if info.main else (lambda *_: None)
     if cfg.train.tensorboard:
         require_tensorboard()
     autocast = _configure_process(cfg, info.device)
     dataset = build_dataset(cfg.data)  # first: a missing dataset leaves no run folder behind
     plan = EpochPlan(len(dataset), cfg.optim.global_batch, cfg.seed, info.rank, info.world)  # nor a too-small one
-    run, restore = prepare_run_dir(cfg, out, resume, info, say)
-    method = build_method(cfg, dataset.channels).to(info.device)
-    total, spec = cfg.optim.epochs * plan.steps_per_epoch, method_spec(cfg.method)
-    warmup = cfg.warmup_steps(plan.steps_per_epoch)
-    step = TrainStep(method, cfg, spec, info.device, total, warmup, _distributed(method, info), autocast)
-    s = _Session(cfg, info, spec, run, dataset, plan, total, warmup, method, step, autocast, say, should_stop)
-    views = ViewSampler(cfg, dataset.size, info.rank, info.world)
-    diag_images = _diagnostics_batch(s)
-    record = _run_record(s, views, diag_images)
-    _announce(s, record)
-    if info.main and not restore:
-        write_json(run / "run.json", record)
-    if dry_run:
-        return run
-    start, reference = _restore(s) if restore else (0, None)
-    clock = _Clock()
-    s.status = RunStatus(run, start, total, enabled=info.main)
-    with s.status:
-        done = _train(s, views, start, min(total, stop_after or total), reference,
-                      diag_images if info.main else None, record, clock)
-        if info.main:
-            _summarise(s, start, done, record["flops_per_step_first"], time.perf_counter() - clock.began)
+    run = locate_run_dir(cfg, out, resume, info)
+    with hold_run(run, info):
+        restore = prepare_run_dir(cfg, run, resume, info, say)
+        method = build_method(cfg, dataset.channels).to(info.device)
+        total, spec = cfg.optim.epochs * plan.steps_per_epoch, method_spec(cfg.method)
+        warmup = cfg.warmup_steps(plan.steps_per_epoch)
+        step = TrainStep(method, cfg, spec, info.device, total, warmup, _distributed(method, info), autocast)
+        s = _Session(cfg, info, spec, run, dataset, plan, total, warmup, method, step, autocast, say, should_stop)
+        views = ViewSampler(cfg, dataset.size, info.rank, info.world)
+        diag_images = _diagnostics_batch(s)
+        record = _run_record(s, views, diag_images)
+        _announce(s, record)
+        try:
+            if restore:
+                check_data(run, record, allow_data_change, info, say)
+            elif info.main:
+                write_json(run / "run.json", record)
+            if not dry_run:
+                _session(s, views, restore, stop_after, diag_images, record)
+        except WriteFailed as error:
+            raise write_failure(error, run, s.done) from error
     return run
+
+
+def _session(s: _Session, views: ViewSampler, restore: bool, stop_after: int | None,
+             diag_images: torch.Tensor, record: dict[str, Any]) -> None:
+    """One training session from the checkpoint (or step 0) to ``stop_after``, the end or a stop request."""
+    start, reference = _restore(s) if restore else (0, None)
+    s.done = start
+    clock = _Clock()
+    s.status = RunStatus(s.run, start, s.total, enabled=s.info.main)
+    with s.status:
+        done = _train(s, views, start, min(s.total, stop_after or s.total), reference,
+                      diag_images if s.info.main else None, record, clock)
+        if s.info.main:
+            _summarise(s, start, done, record["flops_per_step_first"], time.perf_counter() - clock.began)
 
 
 def _configure_process(cfg: PretrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
@@ -159,6 +187,7 @@ def _run_record(s: _Session, views: ViewSampler, diag_images: torch.Tensor) -> d
             "dataset": {"name": d.name, "split": d.split, "images": len(d), "channels": d.channels,
                         "stored_size": d.size, "mean": d.mean, "std": d.std, "classes": list(d.classes),
                         "source": d.source, "skipped": d.info.get("skipped", [])},
+            "data_fingerprint": data_fingerprint(d, cfg.data),
             "batch": {"global": o.global_batch, "per_rank": plan.local_batch, "ranks": s.info.world},
             "steps": {"per_epoch": plan.steps_per_epoch, "total": s.total, "warmup": s.warmup},
             "device": str(s.info.device), "precision": describe_precision(cfg.train.precision, s.info.device),
@@ -225,6 +254,7 @@ def _train(s: _Session, views: ViewSampler, start: int, stop: int,
     loader = BatchLoader(s.dataset, s.info.device, cfg.data.workers)
     done = start
     s.method.train()
+    ended = False
     try:
         if start == 0 and diag_images is not None:  # the state before any update, for reference
             _diagnostics(s, diag_images, log, 0)
@@ -235,7 +265,7 @@ def _train(s: _Session, views: ViewSampler, start: int, stop: int,
             losses[len(pending)] = loss
             pending.append({"step": step, "epoch": step // s.plan.steps_per_epoch, **values})
             bar.update()
-            done = step + 1
+            done = s.done = step + 1
             interrupted = _stop_requested(s, done)
             end = done == stop or interrupted
             checkpoint_due = done % t.checkpoint_every == 0 or done in t.snapshot_steps or end
@@ -251,11 +281,13 @@ def _train(s: _Session, views: ViewSampler, start: int, stop: int,
             if interrupted:
                 s.say(f"stop requested: ended this session at step {done} with a checkpoint")
                 break
+        ended = True
     finally:
         bar.close()
         if log is not None:
             log.close()
-            plot_run(s.run)
+            with contextlib.nullcontext() if ended else contextlib.suppress(WriteFailed):
+                plot_run(s.run)  # after a failure too (a diverged run's curve), unless the disk refuses it
     return done
 
 

@@ -13,10 +13,12 @@ when the run has no event files yet: the curves continue without a duplicate ste
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from jepalab.rundir import WriteFailed
 from jepalab.vision.training.curves import read_metrics
 
 __all__ = ["MetricsLog", "require_tensorboard", "scalars"]
@@ -59,7 +61,7 @@ class MetricsLog:
             self.writer = SummaryWriter(str(run), purge_step=start)
             steps, diags = read_metrics(run)
             self._scalars(r for r in [*steps, *diags] if r["step"] >= replay_from)
-        self.file = open(self.path, "a")  # closed by close()
+        self.file = open(self.path, "ab", buffering=0)  # closed by close(); unbuffered: write() knows what landed
 
     def _scalars(self, records: Iterable[dict[str, Any]]) -> None:
         if self.writer is not None:
@@ -69,9 +71,17 @@ class MetricsLog:
             self.writer.flush()
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        """Append ``records`` to metrics.jsonl and TensorBoard, both flushed."""
-        self.file.writelines(json.dumps(record, allow_nan=True) + "\n" for record in records)
-        self.file.flush()
+        """Append ``records`` to metrics.jsonl and TensorBoard. A failed append (a full disk) is cut back off, so the
+        file never ends in a partial line, and raised as :class:`~jepalab.rundir.WriteFailed`."""
+        data = "".join(json.dumps(record, allow_nan=True) + "\n" for record in records).encode()
+        size = os.fstat(self.file.fileno()).st_size
+        try:
+            written = 0
+            while written < len(data):
+                written += self.file.write(data[written:])
+        except OSError as error:
+            os.ftruncate(self.file.fileno(), size)
+            raise WriteFailed.of(self.path, len(data), error) from error
         self._scalars(records)
 
     def close(self) -> None:

@@ -1,23 +1,35 @@
-"""Pretraining run folders: the saved config (and what may change on resume), the folder a session writes into,
-and what a run's ``metrics.jsonl`` says about collapse."""
+"""Pretraining run folders: the saved config (and what may change on resume), the folder a session writes into and
+its lock, the data a resumed run may read, a failed write said in one line, and what a run's ``metrics.jsonl`` says
+about collapse."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from jepalab.config import ConfigError, config_to_dict, load_config, save_config
+from jepalab.data.fingerprint import fingerprint_changes
 from jepalab.eval import COLLAPSE_RANK_SHARE
-from jepalab.rundir import atomic_write_text, new_run_dir
+from jepalab.rundir import WriteFailed, atomic_write_text, new_run_dir, write_json
+from jepalab.vision.training.checkpoint import CheckpointError, read_record
 from jepalab.vision.training.curves import read_metrics
 from jepalab.vision.training.distributed import DistInfo, broadcast_object
 from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS, PretrainConfig
+from jepalab.vision.training.run_lock import RunInUse, RunLock
 
-__all__ = ["CHECKPOINT", "collapse_summary", "load_run_config", "prepare_run_dir", "truncate_metrics"]
+__all__ = ["CHECKPOINT", "DataChanged", "check_data", "collapse_summary", "hold_run", "load_run_config",
+           "locate_run_dir", "prepare_run_dir", "truncate_metrics", "write_failure"]
 
 CHECKPOINT = "checkpoint.safetensors"
+_DATA_KEYS = ("data_fingerprint", "dataset", "steps")  # what run.json says of the data: replaced on a change
+
+
+class DataChanged(ValueError):
+    """The data a resumed run would read differs from the data it started with; the message says how."""
 
 
 def load_run_config(run: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
@@ -48,35 +60,108 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
     return keys
 
 
-def prepare_run_dir(cfg: PretrainConfig, out: str | Path | None, resume: bool, info: DistInfo,
-                    say: Callable[[str], None]) -> tuple[Path, bool]:
-    """(run folder, whether to restore its checkpoint). ``resume``: ``out`` must hold a run with the same config;
-    without a checkpoint yet it starts again from step 0 (and says so). Otherwise a new folder (``out`` or
-    ``runs/pretrain-<method>-<time>``) that holds no run, with the resolved ``config.yaml``."""
+def locate_run_dir(cfg: PretrainConfig, out: str | Path | None, resume: bool, info: DistInfo) -> Path:
+    """The folder a session writes into, created if new: ``out``, or a new ``runs/pretrain-<method>-<time>``;
+    ``resume`` needs ``out`` to be a run folder. Nothing in it is changed yet (its lock comes first)."""
     if resume:
         if out is None:
             raise ValueError("--resume needs the run folder")
-        run = Path(out)
+        if not (Path(out) / "config.yaml").is_file():
+            raise FileNotFoundError(f"{out} is not a pretraining run folder (no config.yaml)")
+        return Path(out)
+    if info.main:
+        run = new_run_dir("runs", f"pretrain-{cfg.method}") if out is None else Path(out)
+        run.mkdir(parents=True, exist_ok=True)
+    return Path(broadcast_object(str(run) if info.main else None, info))  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def hold_run(run: Path, info: DistInfo) -> Iterator[None]:
+    """Hold ``run``'s lock (:mod:`.run_lock`) for a training session, taken by rank 0, which then removes the
+    temporary files a killed writer left; when another process holds it, every rank raises :class:`RunInUse` with
+    rank 0's message."""
+    lock = RunLock(run, "jepalab pretrain", enabled=info.main)
+    refusal = None
+    try:
+        lock.__enter__()
+    except RunInUse as error:
+        refusal = str(error)
+    refusal = broadcast_object(refusal, info)
+    if refusal is not None:  # rank 0's: no rank holds the lock
+        raise RunInUse(refusal)
+    try:
+        if info.main:
+            for leftover in run.glob(".*.tmp"):  # an atomic write cut short by SIGKILL: nobody else writes here now
+                leftover.unlink()
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def prepare_run_dir(cfg: PretrainConfig, run: Path, resume: bool, info: DistInfo, say: Callable[[str], None]) -> bool:
+    """Whether to restore ``run``'s checkpoint. ``resume``: ``run`` must hold a run with the same config; without a
+    checkpoint yet it starts again from step 0 (and says so). Otherwise ``run`` must hold no run yet; it gets the
+    resolved ``config.yaml``."""
+    if resume:
         changed = _numeric_differences(load_run_config(run), cfg)
         if changed:
             raise ConfigError(f"the config differs from the one {run} was started with: {', '.join(changed)}")
         if (run / CHECKPOINT).exists():
-            return run, True
+            return True
         say(f"{run} has no {CHECKPOINT} yet: starting it from step 0 with its saved config")
         if info.main:
             (run / "metrics.jsonl").unlink(missing_ok=True)
-        return run, False
+        return False
     if info.main:
-        if out is None:
-            run = new_run_dir("runs", f"pretrain-{cfg.method}")
-        else:
-            run = Path(out)
-            if (run / CHECKPOINT).exists() or (run / "metrics.jsonl").exists():
-                raise FileExistsError(f"{run} already holds a run; pass --resume {run} to continue it, or use "
-                                      "another --out")
-            run.mkdir(parents=True, exist_ok=True)
+        if (run / CHECKPOINT).exists() or (run / "metrics.jsonl").exists():
+            raise FileExistsError(f"{run} already holds a run; pass --resume {run} to continue it, or use another "
+                                  "--out")
         save_config(cfg, run / "config.yaml")
-    return Path(broadcast_object(str(run) if info.main else None, info)), False  # type: ignore[arg-type]
+    return False
+
+
+def check_data(run: Path, record: dict[str, Any], allow_change: bool, info: DistInfo,
+               say: Callable[[str], None]) -> None:
+    """Compare the data fingerprint of ``record`` (this session's run.json) with the one ``run`` started with: a
+    change raises :class:`DataChanged` naming it, unless ``allow_change``, which continues and records it in
+    run.json (rank 0). A run whose run.json has no fingerprint (from before they were recorded) gets this one."""
+    facts = json.loads((run / "run.json").read_text())
+    then, now = facts.get("data_fingerprint"), record["data_fingerprint"]
+    changes = fingerprint_changes(then, now) if then is not None else []
+    if then is not None and not changes:
+        return
+    step = read_record(run / CHECKPOINT)["step"]
+    if then is None:
+        say(f"{run}/run.json has no data fingerprint (the run started before they were recorded): recording the "
+            f"data's now, at step {step}")
+        update = {"data_fingerprint": now, "data_fingerprint_recorded_at_step": step}
+    else:
+        total = facts.get("steps", {}).get("total")
+        if total != record["steps"]["total"]:
+            changes.append(f"its schedules would change: {record['steps']['total']} steps planned now, {total} "
+                           "when the run started")
+        if not allow_change:
+            raise DataChanged(f"the data of {run} changed since the run started: {'; '.join(changes)}. Restore the "
+                              "data, or pass --allow-data-change to continue on it (the change is recorded in "
+                              "run.json)")
+        say(f"continuing {run} on changed data (--allow-data-change): {'; '.join(changes)}")
+        change = {"at_step": step, "changes": changes, "before": {key: facts.get(key) for key in _DATA_KEYS}}
+        update = {**{key: record[key] for key in _DATA_KEYS}, "data_changes": [*facts.get("data_changes", []), change]}
+    if info.main:
+        write_json(run / "run.json", {**facts, **update})
+
+
+def write_failure(error: WriteFailed, run: Path, step: int) -> WriteFailed:
+    """``error`` of a training session said in one line: the file, the bytes, the step, the last good checkpoint
+    and the fix."""
+    try:
+        kept = f"the last good checkpoint ({run / CHECKPOINT}, step {read_record(run / CHECKPOINT)['step']}) is intact"
+    except CheckpointError:
+        kept = "no checkpoint was written yet"
+    cause = {errno.ENOSPC: "free space", errno.EDQUOT: "free space or raise the quota"}.get(error.errno or 0,
+                                                                                              "fix the cause")
+    return WriteFailed(error.errno, f"{error}, at step {step}; {kept}: {cause}, then `jepalab pretrain --resume "
+                                    f"{run}`", error.path, error.size)
 
 
 def truncate_metrics(path: Path, step: int) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from jepalab.rundir import write_json
+from jepalab.rundir import WriteFailed, write_json
 
 __all__ = ["HEARTBEAT_S", "STALE_AFTER_S", "STATUS", "RunStatus", "read_status", "trainer_alive"]
 
@@ -50,10 +50,15 @@ class RunStatus:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        if isinstance(error, Exception):
-            self._write("failed", f"{type(error).__name__}: {error}")
-        else:
-            self._write("finished" if error is None and self.step == self.total else "stopped")
+        try:
+            if isinstance(error, Exception):
+                self._write("failed", f"{type(error).__name__}: {error}")
+            else:
+                self._write("finished" if error is None and self.step == self.total else "stopped")
+        except WriteFailed:
+            if error is None:
+                raise
+            # the disk that ended the session refuses its status too: the session's own error says more
 
 
 def read_status(run: Path) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ pure functions of config, seed and step). A signal during evaluation requeues at
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from types import FrameType, TracebackType
@@ -60,13 +61,14 @@ class ClusterJob:
         and measure it. Several tasks (one per GPU) train it as DDP ranks."""
         import submitit
 
-        from jepalab.vision.experiments.store import measure, train_and_eval, train_run, with_threads
+        from jepalab.vision.experiments.store import claim, measure, train_and_eval, train_run, with_threads
 
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        with StopSignal(env._usr_sig()) as stop:
+        # rank 0 waits for the run's lock: a requeued job's old step may still hold it while SLURM kills it
+        with StopSignal(env._usr_sig()) as stop, claim(work.run) if env.global_rank == 0 else contextlib.nullcontext():
             train_run(with_threads(work.cfg, threads or cores), work.run, should_stop=stop.requested)
         if stop.received:
             stop.hand_over()
