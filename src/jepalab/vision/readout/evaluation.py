@@ -45,10 +45,8 @@ from jepalab.vision.models.vit import ViT
 from jepalab.vision.readout.run import Run
 from jepalab.vision.readout.tables import METRIC_COLUMNS
 from jepalab.vision.training.precision import autocast_for
-from jepalab.vision.training.pretrain_config import PretrainConfig
+from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS, PretrainConfig
 from jepalab.vision.training.run_lock import RunLock
-
-RUNTIME_DATA_FIELDS = ("root", "num_workers", "cache_dir", "workers")
 
 __all__ = ["EvalSettings", "current_settings", "eval_table", "evaluate_run", "readout_table"]
 
@@ -305,8 +303,10 @@ def _pixel_baselines(run: Path, cfg: PretrainConfig, measure: _Measure, dim: int
     cache = None
     if measure.settings.cache_pixels:
         data = config_to_dict(replace(cfg.data, limit=None))
-        for name in RUNTIME_DATA_FIELDS:
-            data.pop(name, None)
+        for dotted in RUNTIME_FIELDS:  # where the data is and how it is read, not what it is
+            section, name = dotted.split(".")
+            if section == "data":
+                data.pop(name, None)
         key = json.dumps(to_jsonable({"data": data, "settings": vars(measure.settings), "dim": dim}), sort_keys=True)
         cache = run.parent / "baselines" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
         if cache.is_file():
