@@ -10,9 +10,12 @@ both; the table shows the median over repeats of each run's median step time.
 
 The official I-JEPA step is the body of ``src/train.py::train_step``, calling their modules unchanged (``init_model``,
 ``init_opt``, ``apply_masks``, ``repeat_interleave_batch``, ``AllReduce``, ``grad_logger``, the per-parameter EMA
-loop, ``float(loss)``); both sides get the same ``randn`` batch and the same masks (jepalab's multi-block sampler,
+loop, ``float(loss)``); both sides get the same batch and the same masks (jepalab's multi-block sampler,
 seeded by step). The official MAE step is ``engine_pretrain.train_one_epoch``'s body (``MaskedAutoencoderViT``, its
-own random masking, ``NativeScalerWithGradNormCount``); it needs timm. Data loading is excluded on both sides.
+own random masking, ``NativeScalerWithGradNormCount``); it needs timm. Data loading is excluded on both sides; the
+batch is random uint8 images, which jepalab's step views whole and normalises itself (its step draws its views: a
+crop-resize of the whole image and the normalisation are in its timing), the official step gets those views
+precomputed.
 
 Warm-up: ``--warmup`` steps, then one untimed step for each (context, target) length pair of the timed masks not
 met yet, on both sides, so no first-time cost of a shape (oneDNN primitive creation on a CPU, cuDNN plans on a GPU)
@@ -88,7 +91,7 @@ OFFICIAL_IJEPA_SCHEDULE = {"start_lr": 2e-4, "ref_lr": 1e-3, "final_lr": 1e-6, "
 def pretrain_config(bench: Bench, method: str, precision: str, *train: str) -> Any:
     """The jepalab :class:`PretrainConfig` of ``bench`` for ``method``; ``train`` extra ``train.*=…`` overrides."""
     from jepalab.config import load_config
-    from jepalab.vision.training.pretrain_config import PretrainConfig
+    from jepalab.vision.methods.config import PretrainConfig
 
     return load_config(PretrainConfig, None, [
         f"method={method}", f"data.image_size={bench.image}", f"model.size={bench.size}",
@@ -108,42 +111,55 @@ def _masks(cfg: Any, batch: int, steps: int, device: torch.device) -> list[Any]:
     """The masks of steps 0 … steps − 1: multi-block (I-JEPA) or random (MAE), seeded as training seeds them."""
     from jepalab.data import step_generator
     from jepalab.vision.methods.ijepa import masker as ijepa_masker
+    from jepalab.vision.methods.mae import MAEConfig
     from jepalab.vision.models.masks import random_masks
 
     if cfg.method == "ijepa":
         masker = ijepa_masker(cfg)
         return [masker(batch, step_generator(cfg.seed, "masks", k)).to(device) for k in range(steps)]
     tokens = cfg.grid[0] * cfg.grid[1]
-    return [random_masks(batch, tokens, cfg.mae.mask_ratio, step_generator(cfg.seed, "masks", k)).to(device)
-            for k in range(steps)]
+    ratio = cfg.section(MAEConfig).mask_ratio
+    return [random_masks(batch, tokens, ratio, step_generator(cfg.seed, "masks", k)).to(device) for k in range(steps)]
+
+
+def _whole(images: torch.Tensor) -> torch.Tensor:
+    """Crop boxes [top, left, h, w] covering each whole image of ``images`` (B, C, S, S)."""
+    b, _, h, w = images.shape
+    return torch.tensor([[0, 0, h, w]] * b, device=images.device)
 
 
 def ours_step(cfg: Any, images: torch.Tensor, masks: list[Any], device: torch.device,
               syncs: list[int]) -> Callable[[int], float]:
     """jepalab's training step exactly as ``pretrain`` runs it (:class:`~jepalab.vision.training.step.TrainStep`:
-    schedules, forward, backward, decay, AdamW, EMA; compiled with ``train.compile``) over a 10,000-step schedule. On
-    CUDA each step appends to ``syncs`` how many host synchronisations happened inside it."""
+    views, schedules, forward, loss, backward, decay, AdamW, EMA; compiled with ``train.compile``) over a 10,000-step
+    schedule, on the uint8 ``images`` viewed whole with step k's ``masks[k]``. On CUDA each step appends to ``syncs``
+    how many host synchronisations happened inside it."""
     from jepalab.vision.methods import method_spec
     from jepalab.vision.models.attention import use_attention
-    from jepalab.vision.training.build import build_method
+    from jepalab.vision.training.build import build_model
     from jepalab.vision.training.precision import autocast_for
-    from jepalab.vision.training.step import TrainStep
+    from jepalab.vision.training.schedules import build_schedules
+    from jepalab.vision.training.step import StepViews, TrainStep
 
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # as pretrain() does
-    method = build_method(cfg, images.shape[1]).to(device).train()
-    train_step = TrainStep(method, cfg, method_spec(cfg.method), device, 10_000, 100,
+    spec = method_spec(cfg.method)
+    model = build_model(cfg, spec, images.shape[1]).to(device).train()
+    boxes = _whole(images)
+    channels = images.shape[1]
+    train_step = TrainStep(model, cfg, build_schedules(cfg, spec.target_ema(cfg), 10_000, 100),
+                           lambda k: StepViews(boxes, None, masks[k]), (0.5,) * channels, (0.25,) * channels, device,
                            autocast=autocast_for(cfg.train.precision, device))
 
     def step(k: int) -> float:
         if device.type != "cuda":
             with use_attention(cfg.train.attention):
-                return float(train_step(images, masks[k], k)[0])
+                return float(train_step(images, k)[0])
         with warnings.catch_warnings(record=True) as caught, use_attention(cfg.train.attention):
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")  # count host synchronisations inside the step itself
             try:
-                loss = train_step(images, masks[k], k)[0]
+                loss = train_step(images, k)[0]
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         syncs.append(sum("synchroniz" in str(w.message) for w in caught))
@@ -324,6 +340,8 @@ def measure_peak(device: torch.device, seconds: float = 0.6) -> dict[str, float]
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """Time one (implementation, method) in this process; returns the measurements."""
+    from jepalab.data.augment import augment
+    from jepalab.vision.methods import method_spec
     from jepalab.vision.training.flops import step_flops
 
     bench = CONFIGS[args.config]
@@ -337,13 +355,14 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     cfg = pretrain_config(bench, method, args.precision, f"train.compile={str(args.compile).lower()}",
                           f"train.compile_mode={args.compile_mode}", f"train.attention={args.attention}")
     steps = args.warmup + args.steps  # masks[warmup:] are the timed steps'
-    images = torch.randn(bench.batch, bench.channels, bench.image, bench.image,
-                         generator=torch.Generator().manual_seed(0)).to(device)
+    stored = torch.randint(0, 256, (bench.batch, bench.channels, bench.image, bench.image), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0)).to(device)
+    images = augment(stored, _whole(stored), None, bench.image, (0.5,) * bench.channels, (0.25,) * bench.channels)
     masks = _masks(cfg, bench.batch, steps, device)
     baseline = rss_bytes()
     syncs: list[int] = []
     if args.impl == "ours":
-        step = ours_step(cfg, images, masks, device, syncs)
+        step = ours_step(cfg, stored, masks, device, syncs)
     elif method == "ijepa":
         step = official_ijepa_step(args.official_root, bench, images, masks, bf16, device)
     else:
@@ -368,7 +387,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
     timed = masks[args.warmup:]
-    flops = statistics.fmean(step_flops(cfg, bench.channels, bench.batch, m.to(torch.device("cpu"))) for m in timed)
+    spec = method_spec(cfg.method)
+    flops = statistics.fmean(step_flops(cfg, spec, bench.channels, bench.batch, m.to(torch.device("cpu")))
+                             for m in timed)
     return {"impl": args.impl, "method": method, "ms": [1000 * t for t in times], "warm_steps": len(warm),
             "shapes": len({shape_key(m) for m in timed}), "cpu_ms": [1000 * t for t in cpu_times], "peak_bytes": peak,
             "flops": flops, "loss_first": losses[0], "loss_last": losses[-1], "threads": torch.get_num_threads(),
@@ -487,9 +508,10 @@ def main() -> None:
               f"{runs[0]['warm_steps']} steps" + (" (includes compiling)" if impl == "ours" and args.compile else "")
               + (f"; host synchronisations inside the step: {max(syncs)} at most per step" if syncs else ""))
     if "ijepa" in methods:
-        from jepalab.vision.training.loop import mask_summary
+        from jepalab.vision.methods import method_spec
+        from jepalab.vision.training.step import mask_summary
 
-        summary = mask_summary(pretrain_config(bench, "ijepa", args.precision))
+        summary = mask_summary(pretrain_config(bench, "ijepa", args.precision), method_spec("ijepa"))
         print(f"I-JEPA masks ({summary['grid'][0]}×{summary['grid'][1]} grid, first 20 batches): "
               f"{summary['num_targets']} targets × {summary['target_tokens_per_block']['mean']:.1f} tokens "
               f"({summary['target_tokens_per_block']['min']}–{summary['target_tokens_per_block']['max']}), context "

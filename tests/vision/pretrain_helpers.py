@@ -1,12 +1,33 @@
 """Helpers of the vision tests: a tiny synthetic Fashion-MNIST-format dataset and pico training runs."""
 
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
 
 from jepalab.data import write_idx
 from jepalab.data.fashion_mnist import FILES
+
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+
+
+def docs_example(heading: str) -> str:
+    """The first Python block after the line ``heading`` in docs/architecture.md."""
+    text = ARCHITECTURE.read_text()
+    after = text[text.index(f"\n{heading}\n"):]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+RELATIVE_TOLERANCE = 1e-5  # two ranks vs one, observed: 1.4e-7 (I-JEPA), 9.3e-8 (MAE): float32 rounding of the split
+# means
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def write_tiny_fmnist(root: Path, n: int = 64, seed: int = 0) -> Path:

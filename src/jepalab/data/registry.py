@@ -7,11 +7,11 @@ that decorates its builder with :func:`register_dataset` is picked up without ed
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from jepalab.discovery import import_plugins
 
 if TYPE_CHECKING:
     from jepalab.data.config import DataConfig
@@ -36,7 +36,6 @@ class DatasetSpec:
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
-_discovered = False
 
 
 def register_dataset(name: str, splits: tuple[str, ...] = ("train", "test"),
@@ -55,21 +54,9 @@ def register_dataset(name: str, splits: tuple[str, ...] = ("train", "test"),
     return decorate
 
 
-def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
-    import jepalab.data as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{module.name}")
-    _discovered = True
-
-
 def available_datasets() -> dict[str, DatasetSpec]:
     """All registered datasets, by name (imports every module of ``jepalab.data`` once)."""
-    _discover()
+    import_plugins("jepalab.data")
     return dict(sorted(_REGISTRY.items()))
 
 

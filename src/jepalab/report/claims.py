@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jepalab.discovery import import_plugins
+
 VERDICTS = ("holds", "does not hold", "inconclusive", "not tested here")
 SOURCES = ("paper", "derived here", "beyond the paper")
 GROUPS = {"theory": "Exact theory", "linear": "Deep linear networks", "images": "Real images"}
@@ -157,14 +159,7 @@ def report_part_factory(build: Callable[[], tuple[Part, ...]]) -> Callable[[], t
 def registered_parts() -> tuple[Part, ...]:
     """Every registered report part in report order, factories' parts included (imports every
     ``jepalab.report.parts_*`` module once)."""
-    import importlib
-    import pkgutil
-
-    import jepalab.report as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name.startswith("parts_"):
-            importlib.import_module(f"{package.__name__}.{module.name}")
+    import_plugins("jepalab.report", lambda name: name.startswith("parts_"))
     built = [part for build in _FACTORIES for part in build()]
     return tuple(sorted([*_PARTS.values(), *built], key=lambda part: part.order))
 

@@ -1,10 +1,9 @@
 """Real-image pretraining, one sub-package per stage of the pipeline:
 
 - :mod:`~jepalab.vision.models`: the ViT, attention kernels, multi-block and random masks, feature read-outs;
-- :mod:`~jepalab.vision.methods`: one file per registered method, holding its model and its spec (I-JEPA, MAE,
-  EC-IJEPA);
-- :mod:`~jepalab.vision.training`: the pretraining config, the loop, the step, views, precision, DDP, checkpoints,
-  run folders;
+- :mod:`~jepalab.vision.methods`: the pretraining config, the method registry and one file per registered method,
+  holding its model, its config section and its spec (I-JEPA, MAE, EC-IJEPA);
+- :mod:`~jepalab.vision.training`: the loop, the step, schedules, views, precision, DDP, checkpoints, run folders;
 - :mod:`~jepalab.vision.readout`: frozen embeddings, run evaluation, view statistics;
 - :mod:`~jepalab.vision.experiments`: the real-image experiments, one file each.
 
@@ -24,13 +23,13 @@ _EXPORTS = {
     "MAE": "methods.mae", "patchify": "methods.mae",
     "MultiBlockMasker": "models.masks", "MultiBlockMasks": "models.masks", "RandomMasks": "models.masks",
     "random_masks": "models.masks",
-    "PretrainConfig": "training.pretrain_config",
+    "PretrainConfig": "methods.config",
     "MethodSpec": "methods", "available_methods": "methods", "method_spec": "methods", "register_method": "methods",
-    "build_encoder": "training.build", "build_method": "training.build",
-    "ViewSampler": "training.views", "StepViews": "training.views", "mask_summary": "training.views",
+    "build_encoder": "training.build", "build_model": "training.build",
+    "ViewSampler": "training.step", "StepViews": "training.step", "mask_summary": "training.step",
     "pretrain": "training.loop", "TrainingDiverged": "training.loop", "load_run_config": "training.run_dir",
     "CheckpointError": "training.checkpoint", "read_checkpoint": "training.checkpoint",
-    "load_encoder": "readout.embeddings", "load_method": "readout.embeddings", "random_encoder": "readout.embeddings",
+    "load_encoder": "readout.embeddings", "load_model": "readout.embeddings", "random_encoder": "readout.embeddings",
     "extract_features": "readout.embeddings", "embed": "readout.embeddings",
     "encode": "models.features", "collapse_report": "models.features", "POOLINGS": "models.features",
     "step_flops": "training.flops",

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 from jepalab.vision.experiment_command import add_experiment
 
@@ -20,8 +21,8 @@ def split_config(items: list[str]) -> tuple[str | None, list[str]]:
 
 def _pretrain(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
+    from jepalab.vision.methods.config import PretrainConfig
     from jepalab.vision.training.loop import pretrain
-    from jepalab.vision.training.pretrain_config import PretrainConfig
     from jepalab.vision.training.run_dir import load_run_config
 
     config, overrides = split_config(args.items)
@@ -35,11 +36,25 @@ def _pretrain(args: argparse.Namespace) -> int:
         raise ValueError("--allow-data-change continues a run: use it with --resume RUN")
     if config is None:
         raise ValueError("give a config file (see configs/*.yaml), e.g. jepalab pretrain configs/fmnist-ijepa-cpu.yaml")
+    if args.explain and not args.dry_run:
+        raise ValueError("--explain goes with --dry-run")
     cfg = load_config(PretrainConfig, config, overrides)
     run = pretrain(cfg, args.out, stop_after=args.stop_after, dry_run=args.dry_run)
+    if args.explain:
+        _explain(cfg, config, overrides, run)
     if args.dry_run:
         print(f"dry run: config valid; wrote {run}/config.yaml and run.json")
     return _leave_distributed()
+
+
+def _explain(cfg: Any, config: str, overrides: list[str], run: Path) -> None:
+    """Print every effective setting with its source and write RUN/explain.json."""
+    from jepalab.rundir import write_json
+    from jepalab.vision.training.explain import explain_settings, format_explanation
+
+    rows = explain_settings(cfg, config, overrides, json.loads((run / "run.json").read_text()))
+    print(format_explanation(rows))
+    write_json(run / "explain.json", rows)
 
 
 def _leave_distributed() -> int:
@@ -149,8 +164,8 @@ def _runs(args: argparse.Namespace) -> int:
 def _data_stats(args: argparse.Namespace) -> int:
     from jepalab.config import load_config
     from jepalab.rundir import write_json
+    from jepalab.vision.methods.config import PretrainConfig
     from jepalab.vision.readout.view_stats import dataset_feature_stats
-    from jepalab.vision.training.pretrain_config import PretrainConfig
 
     config, overrides = split_config(args.items)
     if args.data_dir is not None:
@@ -197,6 +212,8 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="end this session at STEP (with a checkpoint); --resume continues")
     p.add_argument("--dry-run", action="store_true", help="validate, print sizes, FLOPs and mask statistics, stop")
+    p.add_argument("--explain", action="store_true", help="with --dry-run: print every effective setting, its value "
+                   "and where it came from (key=value, a recipe rule, the preset, the default); RUN/explain.json")
     p.add_argument("--allow-data-change", action="store_true",
                    help="with --resume: continue although the data differs from the data the run started with "
                         "(refused otherwise; the change is recorded in run.json)")

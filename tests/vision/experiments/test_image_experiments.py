@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fake_runs import default_formula, install
+from pretrain_helpers import ARCHITECTURE, docs_example
 
 from jepalab.vision.experiments import ExperimentSettings, available_experiments, pretrain_config, run_experiment
 from jepalab.vision.experiments.context_size import CLAIM, PROBE_RANGE_POINTS, decide
@@ -40,7 +41,7 @@ def test_run_configs_start_from_the_method_recipe() -> None:
         cfg = pretrain_config(name, "fashion-mnist", {}, settings, seed=0)
         section, values = next((k, v) for k, v in method_spec(name).small_image_recipe.items()
                                if k not in ("data", "model", "optim", "train"))
-        assert {key: getattr(getattr(cfg, section), key) for key in values} == {
+        assert {key: getattr(cfg.sections[section], key) for key in values} == {
             key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
         assert (cfg.model.resolved().dim, cfg.model.resolved().depth, cfg.data.hflip) == (64, 2, False)
 
@@ -159,3 +160,24 @@ def test_toy_runs_in_two_jobs_write_a_results_folder_that_verifies(tiny_fmnist: 
     run_experiment("context-size", tmp_path, settings, say=lambda _: None)
     assert json.loads((tmp_path / "provenance.json").read_text())["sessions"] == provenance["sessions"]
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/eval.json")} == evaluated  # not re-run
+
+
+def test_the_documented_experiment_registers_and_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/architecture.md's "Adding a real-image experiment" block, run as written: it registers, lists its runs and
+    its statement, and decides made-up rows (a width gain of 2–4 points on every seed holds, none does not)."""
+    from jepalab.vision.experiments import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(available_experiments()))
+    block = docs_example("## Adding a real-image experiment")
+    exec(compile(block, str(ARCHITECTURE), "exec", dont_inherit=True), {"__name__": "docs_width"})
+    width, settings = registry.experiment("width"), ExperimentSettings(seeds=(0, 1, 2))
+    runs = width.runs(settings)
+    assert len(runs) == 12 and {cfg.model.dim for _, cfg in runs} == {64, 128}
+    assert set(width.statement(settings)) == {"claim", "rule", "control"}
+
+    def rows(gain: float) -> list[dict[str, Any]]:
+        return [{"run": f"{m}-{d}-{s}", "step": 10, "method": m, "dim": d, "seed": s,
+                 "probe": 0.70 + (gain * (1 + s) / 100 if d == 128 else 0.0)}
+                for m in settings.methods for d in (64, 128) for s in settings.seeds]
+
+    assert width.decide(rows(2.0), settings)["held"] and not width.decide(rows(0.0), settings)["held"]

@@ -10,15 +10,15 @@ the verdict from the committed numbers.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from jepalab.discovery import import_plugins
+
 if TYPE_CHECKING:
     from jepalab.vision.experiments.settings import ExperimentSettings
-    from jepalab.vision.training.pretrain_config import PretrainConfig
+    from jepalab.vision.methods.config import PretrainConfig
 
 __all__ = ["Experiment", "available_experiments", "experiment", "register_experiment"]
 
@@ -99,10 +99,23 @@ class Experiment(ABC):
 
     def run_rows(self, labels: Labels, run: Path, result: dict[str, Any],
                  settings: ExperimentSettings) -> list[dict[str, Any]]:
-        """The rows of results.csv for one run (default: one per evaluated checkpoint of its eval.json)."""
-        from jepalab.vision.experiments.results import checkpoint_rows
-
-        return checkpoint_rows(labels, run, result)
+        """The rows of results.csv for one run (default: one per evaluated checkpoint of its eval.json): labels, the
+        read-outs, the random-init and pixel baselines, and what training added: ``probe_gain`` (points),
+        ``distractor_uptake`` and ``cca_shift``."""
+        random, pixels = result["baselines"]["random"], result["baselines"]["pixels"]
+        rows = []
+        for point in result["checkpoints"]:
+            row = {**labels, "run": run.name, **{k: v for k, v in point.items() if k not in ("probe_protocol",
+                                                                                             "checkpoint")}}
+            row.update({f"random_{k}": random.get(k) for k in ("probe", "knn20", "rankme", "cca_delta",
+                                                               "distractor_r2")})
+            row["pixels_probe"] = pixels.get("probe")
+            row["probe_gain"] = 100 * (point["probe"] - random["probe"])
+            row["cca_shift"] = point["cca_delta"] - random["cca_delta"] if "cca_delta" in point else None
+            if point.get("distractor_r2") is not None and random.get("distractor_r2") is not None:
+                row["distractor_uptake"] = point["distractor_r2"] - random["distractor_r2"]
+            rows.append(row)
+        return rows
 
     def gate(self, rows: list[dict[str, Any]], settings: ExperimentSettings) -> tuple[dict[str, float], str]:
         """(smallest gain per method on the gate's read-out, why the claim is not tested here or ""): default the
@@ -113,7 +126,6 @@ class Experiment(ABC):
 
 
 _REGISTRY: dict[str, Experiment] = {}
-_discovered = False
 
 
 def register_experiment(cls: type[Experiment]) -> type[Experiment]:
@@ -129,14 +141,7 @@ def register_experiment(cls: type[Experiment]) -> type[Experiment]:
 
 def available_experiments() -> dict[str, Experiment]:
     """All registered experiments by name (imports every module of the package once)."""
-    global _discovered
-    if not _discovered:
-        _discovered = True
-        import jepalab.vision.experiments as package
-
-        for module in pkgutil.iter_modules(package.__path__):
-            if not module.name.startswith("_"):
-                importlib.import_module(f"{package.__name__}.{module.name}")
+    import_plugins("jepalab.vision.experiments")
     return dict(_REGISTRY)
 
 

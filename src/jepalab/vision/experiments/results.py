@@ -24,7 +24,7 @@ from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.statistics import INTERVAL_RULE, interval_tests, interval_verdict
 from jepalab.vision.experiments.store import run_folder
 
-__all__ = ["ResultsMismatch", "check_plan", "checkpoint_rows", "file_sha256", "folder_name", "in_work_tree", "plan",
+__all__ = ["ResultsMismatch", "check_plan", "file_sha256", "folder_name", "in_work_tree", "plan",
            "read_plan", "read_rows", "reanalysis_settings", "statement", "summarise", "verify"]
 
 RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode", "tensorboard")
@@ -139,24 +139,6 @@ def check_plan(out: Path, expected: dict[str, Any]) -> None:
     changed = _git(out, "diff", "--quiet", "HEAD", "--", "plan.json")
     if tracked is None or tracked.returncode != 0 or changed is None or changed.returncode != 0:
         raise ResultsMismatch(f"{path} is not committed as it is: commit the plan before running")
-
-
-def checkpoint_rows(labels: dict[str, Any], run: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per evaluated checkpoint of ``run``'s eval.json: labels, the read-outs, the random-init and pixel
-    baselines, and what training added: ``probe_gain`` (points), ``distractor_uptake`` and ``cca_shift``."""
-    random, pixels = result["baselines"]["random"], result["baselines"]["pixels"]
-    rows = []
-    for point in result["checkpoints"]:
-        row = {**labels, "run": run.name, **{k: v for k, v in point.items() if k not in ("probe_protocol",
-                                                                                         "checkpoint")}}
-        row.update({f"random_{k}": random.get(k) for k in ("probe", "knn20", "rankme", "cca_delta", "distractor_r2")})
-        row["pixels_probe"] = pixels.get("probe")
-        row["probe_gain"] = 100 * (point["probe"] - random["probe"])
-        row["cca_shift"] = point["cca_delta"] - random["cca_delta"] if "cca_delta" in point else None
-        if point.get("distractor_r2") is not None and random.get("distractor_r2") is not None:
-            row["distractor_uptake"] = point["distractor_r2"] - random["distractor_r2"]
-        rows.append(row)
-    return rows
 
 
 def _interval_summary(exp: Experiment, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from jepalab.config import from_dict, merge_dicts, param
 from jepalab.data.folder import FOLDER_DATASET
 from jepalab.vision.experiments.rules import LEARNING_GATES
 from jepalab.vision.methods import method_spec
+from jepalab.vision.methods.config import COMPILE_MODES, PretrainConfig
 from jepalab.vision.readout.evaluation import EvalSettings
-from jepalab.vision.training.pretrain_config import COMPILE_MODES, PretrainConfig
 
 __all__ = ["MODES", "ORDER_BASES", "STATISTICS", "ExperimentSettings", "pretrain_config"]
 

@@ -19,22 +19,37 @@ from jepalab.config import config_to_dict, load_config
 from jepalab.rundir import to_jsonable, write_json
 from jepalab.vision.experiments.launchers import LaunchOptions, RunWork, launcher
 from jepalab.vision.experiments.settings import ExperimentSettings
+from jepalab.vision.methods.config import KEY_FIELDS_ADDED, RUNTIME_FIELDS, PretrainConfig
 from jepalab.vision.readout.evaluation import EvalSettings, current_settings, evaluate_run
 from jepalab.vision.readout.run import Run
 from jepalab.vision.training.distributed import resolve_device
 from jepalab.vision.training.loop import pretrain
-from jepalab.vision.training.pretrain_config import KEY_FIELDS_ADDED, RUNTIME_FIELDS, PretrainConfig
 from jepalab.vision.training.run_lock import RunLock
 
-__all__ = ["LIGHT_FILES", "claim", "complete", "execute", "measure", "restore_light", "run_folder", "run_job",
+__all__ = ["KEY_SECTIONS_FROZEN", "LIGHT_FILES", "claim", "complete", "execute", "measure", "restore_light",
+           "run_folder", "run_job",
            "run_key", "save_light", "steps_done", "train_and_eval", "train_run", "training_flops", "with_threads"]
 
 Say = Callable[[str], None]
 
 
+KEY_SECTIONS_FROZEN = {
+    "mask": {"num_targets": None, "target_scale": [0.15, 0.2], "target_aspect": [0.75, 1.5],
+             "context_scale": [0.85, 1.0], "min_keep": None, "allow_overlap": False, "full_grid": None},
+    "ijepa": {"predictor_dim": 384, "predictor_depth": 6, "predictor_heads": None, "loss": "smooth_l1", "ema": "auto"},
+    "mae": {"mask_ratio": 0.75, "decoder_dim": 512, "decoder_depth": 8, "decoder_heads": 16, "norm_pix_loss": True,
+            "cls_token": True},
+    "ecijepa": {"conditioning": "tokens", "eval_condition": "none"},
+}
+"""A constant in every key: the four method sections every config held, at their then defaults, when run folders
+were first keyed. A run's own sections replace theirs, so a key depends only on what the run reads, and no run
+folder keyed since then was renamed when a config came to hold only its method's sections."""
+
+
 def run_key(cfg: PretrainConfig) -> str:
-    """12 hex digits of the SHA-256 of the config without its runtime fields (threads, device, progress, ...)."""
-    data = config_to_dict(cfg)
+    """12 hex digits of the SHA-256 of the config without its runtime fields (threads, device, progress, ...), its
+    method's sections over :data:`KEY_SECTIONS_FROZEN`, and fields added later left out while at their default."""
+    data = {**KEY_SECTIONS_FROZEN, **config_to_dict(cfg)}
     for dotted in RUNTIME_FIELDS:
         section, name = dotted.split(".")
         data.get(section, {}).pop(name, None)
@@ -132,8 +147,9 @@ def training_flops(cfg: PretrainConfig) -> float:
     from jepalab.vision.methods import method_spec
     from jepalab.vision.training.flops import step_flops
 
-    masks = method_spec(cfg.method).mask_sampler(cfg)(cfg.optim.global_batch, torch.Generator().manual_seed(0))
-    return float(step_flops(cfg, 1, cfg.optim.global_batch, masks)) * cfg.optim.epochs * (cfg.data.limit or 1)
+    spec = method_spec(cfg.method)
+    masks = spec.mask_sampler(cfg)(cfg.optim.global_batch, torch.Generator().manual_seed(0))
+    return float(step_flops(cfg, spec, 1, cfg.optim.global_batch, masks)) * cfg.optim.epochs * (cfg.data.limit or 1)
 
 
 def steps_done(run: Path) -> int:

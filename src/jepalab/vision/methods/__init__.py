@@ -1,5 +1,5 @@
 """Pretraining methods as plugins: one module per method (``ijepa.py``, ``mae.py``, ``ecijepa.py``), each holding
-its model and registering a :class:`MethodSpec` with its config sections, recipes, masks, per-step hook and
+its model and registering a :class:`MethodSpec` with its config sections, recipes, masks, EMA target and
 encoders. The trainer, views, evaluation and experiments ask the registry and name no method (docs/architecture.md,
 "Adding a method")."""
 

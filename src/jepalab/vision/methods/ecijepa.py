@@ -29,13 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from jepalab.config import param
-from jepalab.vision.methods.ijepa import IJEPA, IJEPAMethod, Predictor
+from jepalab.vision.methods.ijepa import IJEPA, IJEPAConfig, IJEPAMethod, Predictor
 from jepalab.vision.methods.registry import register_method
 from jepalab.vision.models.masks import Masks, MultiBlockMasks
 from jepalab.vision.models.vit import ViT
 
 if TYPE_CHECKING:
-    from jepalab.vision.training.pretrain_config import PretrainConfig
+    from jepalab.vision.methods.config import PretrainConfig
 
 __all__ = ["CONDITIONS", "ECIJEPA", "ConditionedViT", "ECIJEPAConfig", "ECIJEPAMethod"]
 
@@ -128,7 +128,7 @@ class ECIJEPA(IJEPA):
     encoder: ConditionedViT
     target_encoder: ConditionedViT
 
-    def forward(self, images: torch.Tensor, masks: MultiBlockMasks) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, masks: MultiBlockMasks) -> tuple[torch.Tensor, torch.Tensor]:
         b, p, kt = masks.targets.shape
         union = masks.targets.reshape(b, p * kt)  # (B, P·Kt) target positions, overlaps repeated
         with torch.no_grad():
@@ -137,9 +137,7 @@ class ECIJEPA(IJEPA):
             h = h.view(b, p, kt, -1).transpose(0, 1).reshape(p * b, kt, -1)  # (P·B, Kt, E), block-major
         z = self.encoder(images, keep=masks.context, positions=union)  # (B, Kc, E)
         z = self.predictor(z, masks.context, masks.targets)  # (P·B, Kt, E)
-        if self.loss == "smooth_l1":
-            return F.smooth_l1_loss(z, h)
-        return F.mse_loss(z, h)
+        return z, h
 
 
 @register_method
@@ -152,18 +150,19 @@ class ECIJEPAMethod(IJEPAMethod):
 
     def encoder_factory(self, cfg: PretrainConfig) -> Callable[..., ViT]:
         """:class:`ConditionedViT` with ``ecijepa.conditioning``."""
-        return functools.partial(ConditionedViT, conditioning=cfg.ecijepa.conditioning)
+        return functools.partial(ConditionedViT, conditioning=cfg.section(ECIJEPAConfig).conditioning)
 
     def build(self, cfg: PretrainConfig, encoder: ViT) -> ECIJEPA:
-        """Conditioned context encoder, its EMA copy as target, predictor of ``cfg.ijepa`` (drawn as I-JEPA's)."""
-        i = cfg.ijepa
+        """Conditioned context encoder, its EMA copy as target, predictor of the ``ijepa`` section (drawn as
+        I-JEPA's)."""
+        i = cfg.section(IJEPAConfig)
         predictor = Predictor(encoder.grid, encoder.dim, i.predictor_dim, i.predictor_depth,
                               i.predictor_heads or encoder.heads)
         return ECIJEPA(encoder, predictor, i.loss)
 
     def eval_encoder(self, cfg: PretrainConfig, encoder: ViT, condition: str | None = None) -> tuple[ViT, str]:
         """The encoder conditioned as ``condition`` (None: ``ecijepa.eval_condition``), and that choice as a note."""
-        condition = cfg.ecijepa.eval_condition if condition is None else condition
+        condition = cfg.section(ECIJEPAConfig).eval_condition if condition is None else condition
         if condition not in CONDITIONS:
             raise ValueError(f"--condition must be one of {list(CONDITIONS)}; got {condition!r}")
         if not isinstance(encoder, ConditionedViT):
@@ -175,15 +174,15 @@ class ECIJEPAMethod(IJEPAMethod):
         """I-JEPA's mask statistics plus the conditioning tokens each encoder gets."""
         summary = super().mask_summary(cfg, masks)
         p = summary["num_targets"]
-        return {**summary, "conditioning": cfg.ecijepa.conditioning,
+        return {**summary, "conditioning": cfg.section(ECIJEPAConfig).conditioning,
                 "context_encoder_condition_tokens": p * summary["target_tokens_per_block"]["mean"],
                 "target_encoder_condition_tokens": summary["context_tokens"]["mean"]}
 
     def describe(self, cfg: PretrainConfig, record: dict[str, Any]) -> list[str]:
         """I-JEPA's lines plus the conditioning (our reading)."""
-        m = record["masks"]
+        m, e = record["masks"], cfg.section(ECIJEPAConfig)
         return [*super().describe(cfg, record),
-                f"EC-IJEPA (our reading): {cfg.ecijepa.conditioning} conditioning; the context encoder sees "
+                f"EC-IJEPA (our reading): {e.conditioning} conditioning; the context encoder sees "
                 f"{m['context_encoder_condition_tokens']:.1f} target positions, the target encoder "
                 f"{m['target_encoder_condition_tokens']:.1f} context positions; evaluation: "
-                f"{cfg.ecijepa.eval_condition}"]
+                f"{e.eval_condition}"]

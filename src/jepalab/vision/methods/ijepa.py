@@ -1,41 +1,30 @@
 """I-JEPA (Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding Predictive Architecture",
-CVPR 2023) as a registered method (``method: ijepa``): the objective (:class:`IJEPA`: a context encoder sees one
-context block, a narrow :class:`Predictor` fills in mask tokens at each target block's positions, the loss compares
-them with the EMA target encoder's LayerNorm-ed tokens there), the ``mask`` (multi-block masks) and ``ijepa``
-(predictor, loss, EMA) config sections, the official recipe (``configs/in1k_vith14_ep300.yaml``, its lr √-scaled
-to the batch), the ``auto`` EMA schedule, the EMA after each step and the target encoder as evaluation's default.
+CVPR 2023), ``method: ijepa``: a context encoder sees one context block, a narrow :class:`Predictor` fills in mask
+tokens at each target block's positions, and the loss compares them with the EMA target encoder's LayerNorm-ed
+tokens there (:class:`IJEPA`); after each optimiser step the trainer moves the target by :meth:`IJEPA.update_target`.
+Below the model: its ``ijepa`` config section and the spec that registers it (masks of the ``mask`` section, the
+official recipe, the target encoder as evaluation's default).
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from jepalab.config import param
 from jepalab.vision.methods.registry import MethodSpec, register_method
-from jepalab.vision.models.masks import Masks, MultiBlockMasker, MultiBlockMasks
+from jepalab.vision.models.masks import MaskConfig, Masks, MultiBlockMasker, MultiBlockMasks
 from jepalab.vision.models.vit import Block, ViT, init_weights, sincos_2d
-from jepalab.vision.training.schedules import linear
 
 if TYPE_CHECKING:
-    from jepalab.vision.training.pretrain_config import PretrainConfig
+    from jepalab.vision.methods.config import PretrainConfig
 
-__all__ = ["EMA_AUTO_FLOOR", "EMA_AUTO_LAG_SHARE", "IJEPA", "IJEPAConfig", "IJEPAMethod", "MaskConfig", "Predictor",
-           "auto_ema", "ema_lag", "ema_mass", "masker", "resolve_ema"]
-
-OFFICIAL_EMA = (0.996, 1.0)
-EMA_AUTO_LAG_SHARE = 0.2
-"""``ema: auto``: the target may lag the context encoder by at most this share of the run (official ViT-H/14, 300
-epochs: 0.03)."""
-EMA_AUTO_FLOOR = 0.9
-"""``ema: auto`` never starts below this momentum (BYOL's lower range); shorter runs then lag by more."""
+__all__ = ["IJEPA", "IJEPAConfig", "IJEPAMethod", "Predictor", "masker"]
 
 
 class Predictor(nn.Module):
@@ -72,16 +61,15 @@ class Predictor(nn.Module):
 
 
 class IJEPA(nn.Module):
-    """I-JEPA objective: ``forward(images, masks)`` returns the loss between predictor outputs and the target
-    encoder's LayerNorm-ed (no affine) tokens at the target blocks, smooth-L1 (β = 1, the official code) or
-    mean squared error (the paper's L2 distance, divided by the width). ``update_target(m)`` does the EMA
-    θ̄ ← m·θ̄ + (1 − m)·θ after each optimiser step."""
+    """I-JEPA objective: ``forward(images, masks)`` → (predictions, targets) at the target blocks, ``loss`` between
+    them: smooth-L1 (β = 1, the official code) or mean squared error (the paper's L2 distance, divided by the width).
+    ``update_target(m)`` is the EMA θ̄ ← m·θ̄ + (1 − m)·θ the trainer runs after each optimiser step."""
 
     def __init__(self, encoder: ViT, predictor: Predictor, loss: str = "smooth_l1"):
         super().__init__()
         if loss not in ("smooth_l1", "l2"):
             raise ValueError(f"ijepa.loss must be 'smooth_l1' or 'l2'; got {loss!r}")
-        self.encoder, self.predictor, self.loss = encoder, predictor, loss
+        self.encoder, self.predictor, self.loss_kind = encoder, predictor, loss
         self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
 
     def targets(self, images: torch.Tensor, target_ids: torch.Tensor) -> torch.Tensor:
@@ -92,13 +80,17 @@ class IJEPA(nn.Module):
             h = F.layer_norm(h, (h.shape[-1],))
             return h.view(b, p, kt, -1).transpose(0, 1).reshape(p * b, kt, -1)
 
-    def forward(self, images: torch.Tensor, masks: MultiBlockMasks) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, masks: MultiBlockMasks) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.targets(images, masks.targets)  # (P·B, Kt, E)
         z = self.encoder(images, keep=masks.context)  # (B, Kc, E)
         z = self.predictor(z, masks.context, masks.targets)  # (P·B, Kt, E)
-        if self.loss == "smooth_l1":
-            return F.smooth_l1_loss(z, h)
-        return F.mse_loss(z, h)
+        return z, h
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean smooth-L1 (or squared) distance between predictions and targets, both (P·B, Kt, E)."""
+        if self.loss_kind == "smooth_l1":
+            return F.smooth_l1_loss(pred, target)
+        return F.mse_loss(pred, target)
 
     @torch.no_grad()
     def update_target(self, momentum: float | torch.Tensor) -> None:
@@ -108,19 +100,6 @@ class IJEPA(nn.Module):
         targets, sources = list(self.target_encoder.parameters()), list(self.encoder.parameters())
         torch._foreach_mul_(targets, momentum)
         torch._foreach_add_(targets, torch._foreach_mul(sources, 1.0 - momentum))
-
-
-@dataclass
-class MaskConfig:
-    """I-JEPA multi-block masks; empty values = official on grids of 100+ tokens, small-grid defaults below."""
-
-    num_targets: int | None = param(None, ge=1, help="target blocks per image (auto: 4, or 2 on small grids)")
-    target_scale: tuple[float, float] = param((0.15, 0.2), gt=0, le=1, help="target block area range")
-    target_aspect: tuple[float, float] = param((0.75, 1.5), gt=0, help="target block aspect range")
-    context_scale: tuple[float, float] = param((0.85, 1.0), gt=0, le=1, help="context block area range")
-    min_keep: int | None = param(None, ge=0, help="a block must keep more than this many tokens (auto: 10 / 4)")
-    allow_overlap: bool = param(False, help="let the context overlap the targets")
-    full_grid: bool | None = param(None, help="blocks may touch the last row/column (auto: small grids only)")
 
 
 @dataclass
@@ -137,55 +116,10 @@ class IJEPAConfig:
 
 
 def masker(cfg: PretrainConfig) -> MultiBlockMasker:
-    """The multi-block mask sampler of ``cfg.mask`` (I-JEPA's masks) on the config's token grid."""
-    m = cfg.mask
+    """The multi-block mask sampler of the config's ``mask`` section (I-JEPA's masks) on its token grid."""
+    m = cfg.section(MaskConfig)
     return MultiBlockMasker(cfg.grid, m.num_targets, m.target_scale, m.target_aspect, m.context_scale, m.min_keep,
                             m.allow_overlap, m.full_grid)
-
-
-def _ema_weights(start: float, end: float, total: int) -> tuple[np.ndarray, float]:
-    """(w_s, ∏ m): the target after ``total`` steps is ∏ m · θ̄₀ + Σ_s w_s θ_s, w_s = (1 − m_s) ∏_{r>s} m_r."""
-    momenta = start + (end - start) * np.arange(total) / max(1, total)  # :func:`linear` at steps 0 … T − 1
-    logs = np.log(np.clip(momenta, 1e-300, None))
-    after = np.concatenate([np.cumsum(logs[::-1])[::-1][1:], [0.0]])  # Σ_{r>s} log m_r
-    return (1.0 - momenta) * np.exp(after), float(np.exp(logs.sum()))
-
-
-def ema_lag(start: float, end: float, total: int) -> float:
-    """Mean age Σ w_s (T − s) / Σ w_s, in steps, of the context encoders the target averages at the end of a
-    ``total``-step run (:func:`_ema_weights`); 0 for a target that never moved."""
-    weights, _ = _ema_weights(start, end, total)
-    mass = weights.sum()
-    return float((weights * (total - np.arange(total))).sum() / mass) if mass > 0 else 0.0
-
-
-@functools.lru_cache(maxsize=64)  # the trainer asks every step
-def auto_ema(total: int) -> tuple[float, float]:
-    """``ema: auto`` for a ``total``-step run: the official (0.996, 1.0) when its target lags by ≤
-    :data:`EMA_AUTO_LAG_SHARE` of the run, else (a, 1.0) with the a ≥ :data:`EMA_AUTO_FLOOR` whose lag is that share
-    (bisection; the lag falls as a falls)."""
-    limit = EMA_AUTO_LAG_SHARE * total
-    if total <= 0 or ema_lag(*OFFICIAL_EMA, total) <= limit:
-        return OFFICIAL_EMA
-    if ema_lag(EMA_AUTO_FLOOR, 1.0, total) >= limit:
-        return EMA_AUTO_FLOOR, 1.0
-    low, high = EMA_AUTO_FLOOR, OFFICIAL_EMA[0]
-    for _ in range(40):
-        mid = (low + high) / 2
-        low, high = (mid, high) if ema_lag(mid, 1.0, total) <= limit else (low, mid)
-    return round(low, 6), 1.0
-
-
-def resolve_ema(cfg: PretrainConfig, total: int) -> tuple[float, float]:
-    """The EMA momenta (start, end) a ``total``-step run uses: ``cfg.ijepa.ema``, or :func:`auto_ema`."""
-    return auto_ema(total) if cfg.ijepa.ema == "auto" else tuple(cfg.ijepa.ema)
-
-
-def ema_mass(cfg: PretrainConfig, total: int) -> float:
-    """Σ_{s<T} (1 − m_s) for the linear momenta m_s = a + (b − a)·s/T of :func:`linear`, in closed form
-    T·(1 − a) − (b − a)·(T − 1)/2; the target keeps about exp(−mass) of its initialisation."""
-    start, end = resolve_ema(cfg, total)
-    return total * (1.0 - start) - (end - start) * (total - 1) / 2 if total > 0 else 0.0
 
 
 @register_method
@@ -209,21 +143,22 @@ class IJEPAMethod(MethodSpec):
 
     def validate(self, cfg: PretrainConfig) -> None:
         """Predictor width divisible by its heads and by 4; mask blocks that fit the grid."""
-        heads = cfg.ijepa.predictor_heads or cfg.model.resolved().heads
-        if cfg.ijepa.predictor_dim % heads or cfg.ijepa.predictor_dim % 4:
-            raise ValueError(f"ijepa.predictor_dim ({cfg.ijepa.predictor_dim}) must be divisible by the predictor "
-                             f"heads ({heads}) and by 4")
+        i = cfg.section(IJEPAConfig)
+        heads = i.predictor_heads or cfg.model.resolved().heads
+        if i.predictor_dim % heads or i.predictor_dim % 4:
+            raise ValueError(f"ijepa.predictor_dim ({i.predictor_dim}) must be divisible by the predictor heads "
+                             f"({heads}) and by 4")
         masker(cfg)  # raises when the block sizes cannot satisfy min_keep on this grid
 
     def build(self, cfg: PretrainConfig, encoder: ViT) -> IJEPA:
-        """Context encoder, EMA copy as target, predictor of ``cfg.ijepa``."""
-        i = cfg.ijepa
+        """Context encoder, EMA copy as target, predictor of the ``ijepa`` section."""
+        i = cfg.section(IJEPAConfig)
         predictor = Predictor(encoder.grid, encoder.dim, i.predictor_dim, i.predictor_depth,
                               i.predictor_heads or encoder.heads)
         return IJEPA(encoder, predictor, i.loss)
 
     def mask_sampler(self, cfg: PretrainConfig) -> MultiBlockMasker:
-        """Multi-block masks of ``cfg.mask``."""
+        """Multi-block masks of the ``mask`` section."""
         return masker(cfg)
 
     def mask_summary(self, cfg: PretrainConfig, masks: list[Masks]) -> dict[str, Any]:
@@ -240,31 +175,14 @@ class IJEPAMethod(MethodSpec):
                 "target_tokens_per_block": spread(target), "context_share": float(context.mean() / tokens),
                 "relaxed_share": float((relaxed > 0).double().mean())}
 
-    def schedule_facts(self, cfg: PretrainConfig, total: int) -> dict[str, Any]:
-        """The EMA momenta (``ema: auto`` resolved), their mass Σ(1 − m), the share of its init the target keeps
-        (∏ m) and the target's lag at the end (mean age of the context encoders it averages, in steps and as a
-        share of the run)."""
-        start, end = resolve_ema(cfg, total)
-        lag = ema_lag(start, end, total)
-        return {"ema": [start, end], "ema_setting": cfg.ijepa.ema if cfg.ijepa.ema == "auto" else "fixed",
-                "ema_mass": ema_mass(cfg, total), "target_init_share": _ema_weights(start, end, total)[1],
-                "target_lag_steps": lag, "target_lag_share": lag / total if total else 0.0}
+    def target_ema(self, cfg: PretrainConfig) -> Literal["auto"] | tuple[float, float]:
+        """``ijepa.ema``: the EMA momenta of the target encoder (the trainer resolves ``auto``)."""
+        return cfg.section(IJEPAConfig).ema
 
     def describe(self, cfg: PretrainConfig, record: dict[str, Any]) -> list[str]:
-        """Mask sizes on the grid and the EMA mass."""
-        m, s = record["masks"], record["schedules"]
+        """Mask sizes on the grid."""
+        m = record["masks"]
         return [f"masks ({m['grid'][0]}×{m['grid'][1]} grid): {m['num_targets']} targets of "
                 f"{m['target_tokens_per_block']['mean']:.1f} tokens, context {m['context_tokens']['mean']:.1f} tokens "
                 f"({m['context_tokens']['min']}–{m['context_tokens']['max']}, {100 * m['context_share']:.0f} % of the "
-                f"grid), min_keep {m['min_keep']}, full_grid {m['full_grid']}",
-                f"EMA {s['ema'][0]:g} → {s['ema'][1]:g} ({s['ema_setting']}), mass Σ(1 − m) = {s['ema_mass']:.2f}: "
-                f"the target keeps {100 * s['target_init_share']:.2g} % of its init and lags the context encoder by "
-                f"{s['target_lag_steps']:.0f} steps ({100 * s['target_lag_share']:.0f} % of the run)"]
-
-    def step_schedule(self, cfg: PretrainConfig, step: int, total: int) -> dict[str, float]:
-        """This step's EMA momentum, linear over the run (logged as ``momentum``)."""
-        return {"momentum": linear(step, total, *resolve_ema(cfg, total))}
-
-    def after_update(self, model: IJEPA, values: dict[str, torch.Tensor]) -> None:
-        """EMA of the context encoder into the target with this step's momentum."""
-        model.update_target(values["momentum"])
+                f"grid), min_keep {m['min_keep']}, full_grid {m['full_grid']}"]

@@ -20,7 +20,7 @@ from jepalab.vision.models.masks import Masks, RandomMasks, random_masks
 from jepalab.vision.models.vit import Block, ViT, init_weights, sincos_2d
 
 if TYPE_CHECKING:
-    from jepalab.vision.training.pretrain_config import PretrainConfig
+    from jepalab.vision.methods.config import PretrainConfig
 
 __all__ = ["MAE", "MAEConfig", "MAEMethod", "patchify"]
 
@@ -33,7 +33,8 @@ def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
 
 
 class MAE(nn.Module):
-    """MAE objective: ``forward(images, masks)`` returns the reconstruction loss on the removed patches."""
+    """MAE objective: ``forward(images, masks)`` → (pixel predictions, targets) of the removed patches, ``loss``
+    between them."""
 
     def __init__(self, encoder: ViT, decoder_dim: int = 512, decoder_depth: int = 8, decoder_heads: int = 16,
                  norm_pix_loss: bool = True, mlp_ratio: float = 4.0):
@@ -67,7 +68,7 @@ class MAE(nn.Module):
         tokens = self.decoder_blocks[-1](tokens, removed)  # only the removed patches' outputs are used
         return self.decoder_pred(self.decoder_norm(tokens))  # (B, N − K, p·p·C)
 
-    def forward(self, images: torch.Tensor, masks: RandomMasks) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, masks: RandomMasks) -> tuple[torch.Tensor, torch.Tensor]:
         latent = self.encoder(images, keep=masks.keep)  # (B, [1 +] K, E)
         pred = self.decode(latent, masks)  # (B, N − K, p·p·C)
         target = patchify(images, self.encoder.patch_size)
@@ -76,6 +77,10 @@ class MAE(nn.Module):
             mean = target.mean(dim=-1, keepdim=True)
             var = target.var(dim=-1, keepdim=True)  # unbiased, as the official code
             target = (target - mean) / (var + 1e-6) ** 0.5
+        return pred, target
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over the removed patches' pixels, (B, N − K, p·p·C) each, in fp32."""
         return (pred.float() - target.float()).square().mean()  # = Σ mask·mean_patch(err²) / Σ mask
 
 
@@ -111,7 +116,7 @@ class MAEMethod(MethodSpec):
 
     def validate(self, cfg: PretrainConfig) -> None:
         """Decoder width divisible by its heads and by 4; at least one visible patch."""
-        m = cfg.mae
+        m = cfg.section(MAEConfig)
         if m.decoder_dim % m.decoder_heads or m.decoder_dim % 4:
             raise ValueError(f"mae.decoder_dim ({m.decoder_dim}) must be divisible by mae.decoder_heads "
                              f"({m.decoder_heads}) and by 4")
@@ -120,20 +125,21 @@ class MAEMethod(MethodSpec):
 
     def cls_token(self, cfg: PretrainConfig) -> bool:
         """``mae.cls_token``."""
-        return cfg.mae.cls_token
+        return cfg.section(MAEConfig).cls_token
 
     def build(self, cfg: PretrainConfig, encoder: ViT) -> MAE:
-        """Encoder plus the decoder of ``cfg.mae``."""
-        m = cfg.mae
+        """Encoder plus the decoder of the ``mae`` section."""
+        m = cfg.section(MAEConfig)
         return MAE(encoder, m.decoder_dim, m.decoder_depth, m.decoder_heads, m.norm_pix_loss)
 
     def mask_sampler(self, cfg: PretrainConfig) -> Callable[[int, torch.Generator], Masks]:
         """Per-image random masks removing ``mae.mask_ratio`` of the patches."""
-        return functools.partial(_random_masks, num_tokens=cfg.grid[0] * cfg.grid[1], ratio=cfg.mae.mask_ratio)
+        ratio = cfg.section(MAEConfig).mask_ratio
+        return functools.partial(_random_masks, num_tokens=cfg.grid[0] * cfg.grid[1], ratio=ratio)
 
     def mask_summary(self, cfg: PretrainConfig, masks: list[Masks]) -> dict[str, Any]:
         """The mask ratio (every batch removes the same number of patches)."""
-        return {"ratio": cfg.mae.mask_ratio}
+        return {"ratio": cfg.section(MAEConfig).mask_ratio}
 
 
 def _random_masks(batch: int, generator: torch.Generator, num_tokens: int, ratio: float) -> RandomMasks:

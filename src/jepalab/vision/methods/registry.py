@@ -1,32 +1,24 @@
 """Method registry: name → :class:`MethodSpec`. Every module of ``jepalab.vision.methods`` is imported on first use,
 so a new file that subclasses :class:`MethodSpec` and decorates it with :func:`register_method` is picked up
-without editing anything else (docs/architecture.md, "Adding a method")::
-
-    @register_method
-    class PixelRegression(MethodSpec):
-        name, label = "pixreg", "pixel regression"
-        optimiser_recipe = {"lr": 1e-3, "start_lr": 0.0, "final_lr": 0.0, "weight_decay": 0.05,
-                            "final_weight_decay": 0.05, "betas": (0.9, 0.999)}
-
-        def build(self, cfg, encoder): return PixelHead(encoder)
-        def mask_sampler(self, cfg): return functools.partial(random_masks, num_tokens=..., ratio=0.5)
+without editing anything else. docs/architecture.md, "Adding a method", holds a complete one that the tests run
+(tests/vision/methods/test_methods.py).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from jepalab.discovery import import_plugins
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from jepalab.vision.methods.config import PretrainConfig
     from jepalab.vision.models.masks import Masks
     from jepalab.vision.models.vit import ViT
-    from jepalab.vision.training.pretrain_config import PretrainConfig
 
 __all__ = ["MethodSpec", "available_methods", "condition_names", "encoder_names", "method_sections", "method_spec",
            "register_method"]
@@ -38,7 +30,7 @@ class MethodSpec(ABC):
     """What the trainer, evaluation and experiments need of one pretraining method. Subclass it, set the class
     attributes, implement the abstract :meth:`build` and :meth:`mask_sampler` (a spec lacking them cannot be
     registered), override the other hooks where the defaults
-    (no per-step hook, one encoder, no extra set-up facts) do not fit."""
+    (no EMA target, one encoder, no extra set-up facts) do not fit."""
 
     name: ClassVar[str] = ""  # the config's ``method:`` value
     label: ClassVar[str] = ""  # how tables, plots and reports name it ("I-JEPA")
@@ -77,7 +69,8 @@ class MethodSpec(ABC):
 
     @abstractmethod
     def build(self, cfg: PretrainConfig, encoder: ViT) -> nn.Module:
-        """The objective around ``encoder``: ``model(images, masks)`` → scalar loss; ``model.encoder`` is trained."""
+        """The model around ``encoder``: ``model(images, masks)`` → outputs, ``model.loss(*outputs)`` → scalar
+        loss; ``model.encoder`` is trained."""
 
     @abstractmethod
     def mask_sampler(self, cfg: PretrainConfig) -> Callable[[int, torch.Generator], Masks]:
@@ -89,23 +82,13 @@ class MethodSpec(ABC):
         shares = [float(m.membership(tokens)[0].float().mean()) for m in masks]
         return {"tokens": tokens, "context_share": sum(shares) / len(shares)}
 
-    def schedule_facts(self, cfg: PretrainConfig, total: int) -> dict[str, Any]:
-        """Extra schedule facts of a ``total``-step run for run.json (I-JEPA: the EMA mass)."""
-        return {}
-
     def describe(self, cfg: PretrainConfig, record: dict[str, Any]) -> list[str]:
         """Set-up lines printed before training, from the run record (masks, schedules)."""
         return []
 
-    def step_schedule(self, cfg: PretrainConfig, step: int, total: int) -> dict[str, float]:
-        """The method's own per-step values (I-JEPA: the EMA ``momentum``), logged with the step and handed to
-        :meth:`after_update` as 0-d device tensors (default: none)."""
-        return {}
-
-    def after_update(self, model: nn.Module, values: dict[str, torch.Tensor]) -> None:
-        """Runs inside the step right after the optimiser update (I-JEPA: the EMA); ``values`` holds the step's
-        ``lr``, ``wd`` and :meth:`step_schedule` values as 0-d device tensors. No host synchronisation here: the
-        update may be compiled and captured (default: nothing)."""
+    def target_ema(self, cfg: PretrainConfig) -> Literal["auto"] | tuple[float, float] | None:
+        """The EMA momenta (start, end) of a target encoder the trainer moves after each optimiser step by the model's
+        ``update_target(m)``, or "auto" (the trainer picks them for the run's length); None: no EMA target."""
         return None
 
     def encoder_modules(self, model: nn.Module) -> dict[str, ViT]:
@@ -135,7 +118,6 @@ class MethodSpec(ABC):
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
-_discovered = False
 
 
 def register_method(cls: type[MethodSpec]) -> type[MethodSpec]:
@@ -155,21 +137,13 @@ def register_method(cls: type[MethodSpec]) -> type[MethodSpec]:
     return cls
 
 
-def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    import jepalab.vision.methods as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_") and module.name != "registry":
-            importlib.import_module(f"{package.__name__}.{module.name}")
+def _is_method_module(name: str) -> bool:
+    return not name.startswith("_") and name not in ("registry", "config")
 
 
 def available_methods() -> dict[str, MethodSpec]:
     """All registered methods, by name in registration order (imports every module of the package once)."""
-    _discover()
+    import_plugins("jepalab.vision.methods", _is_method_module)
     return dict(_REGISTRY)
 
 
@@ -186,8 +160,9 @@ def _section_types() -> dict[str, type]:
 
 
 def method_sections() -> dict[str, type]:
-    """Every registered method's config sections (name → dataclass): each config holds all of them."""
-    _discover()
+    """Every registered method's config sections (name → dataclass): a config may name any of them (it keeps its
+    own method's)."""
+    import_plugins("jepalab.vision.methods", _is_method_module)
     return _section_types()
 
 

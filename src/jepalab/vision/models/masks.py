@@ -26,7 +26,9 @@ from typing import ClassVar, Protocol
 
 import torch
 
-__all__ = ["MaskDraws", "Masks", "MultiBlockMasker", "MultiBlockMasks", "RandomMasks", "random_masks"]
+from jepalab.config import param
+
+__all__ = ["MaskConfig", "MaskDraws", "Masks", "MultiBlockMasker", "MultiBlockMasks", "RandomMasks", "random_masks"]
 
 SMALL_GRID = 100  # grids with fewer tokens get the small-grid defaults
 
@@ -132,6 +134,20 @@ class MaskDraws:
     target_left: torch.Tensor
     context_top: torch.Tensor
     context_left: torch.Tensor
+
+
+@dataclass
+class MaskConfig:
+    """The ``mask`` section: :class:`MultiBlockMasker`'s settings; empty values = official on grids of 100+ tokens,
+    small-grid defaults below."""
+
+    num_targets: int | None = param(None, ge=1, help="target blocks per image (auto: 4, or 2 on small grids)")
+    target_scale: tuple[float, float] = param((0.15, 0.2), gt=0, le=1, help="target block area range")
+    target_aspect: tuple[float, float] = param((0.75, 1.5), gt=0, help="target block aspect range")
+    context_scale: tuple[float, float] = param((0.85, 1.0), gt=0, le=1, help="context block area range")
+    min_keep: int | None = param(None, ge=0, help="a block must keep more than this many tokens (auto: 10 / 4)")
+    allow_overlap: bool = param(False, help="let the context overlap the targets")
+    full_grid: bool | None = param(None, help="blocks may touch the last row/column (auto: small grids only)")
 
 
 class MultiBlockMasker:

@@ -19,10 +19,10 @@ from scipy.stats import rankdata
 
 from jepalab.data import build_dataset, eval_view
 from jepalab.eval import distractor_r2, fit_pixel_pca
+from jepalab.vision.methods.config import PretrainConfig
 from jepalab.vision.models.features import encode
 from jepalab.vision.readout.run import Run
 from jepalab.vision.readout.view_stats import masked_cross_covariance, masked_view_moments
-from jepalab.vision.training.pretrain_config import PretrainConfig
 
 __all__ = ["choose_directions", "decode_curves", "direction_pool", "pixel_views"]
 

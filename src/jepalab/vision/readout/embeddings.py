@@ -17,13 +17,14 @@ import torch
 
 from jepalab.data import BatchLoader, DataConfig, build_dataset, eval_view
 from jepalab.rundir import write_json
+from jepalab.vision.methods import method_spec
+from jepalab.vision.methods.config import PretrainConfig
 from jepalab.vision.models.features import POOLINGS, pool
 from jepalab.vision.models.vit import ViT
 from jepalab.vision.readout.run import Run
 from jepalab.vision.training.build import build_encoder
-from jepalab.vision.training.pretrain_config import PretrainConfig
 
-__all__ = ["embed", "extract_features", "load_encoder", "load_method", "random_encoder"]
+__all__ = ["embed", "extract_features", "load_encoder", "load_model", "random_encoder"]
 
 
 def _run_at(run: str | Path | Run, checkpoint: str | Path | None,
@@ -39,11 +40,11 @@ def _run_at(run: str | Path | Run, checkpoint: str | Path | None,
     return handle, step
 
 
-def load_method(run: str | Path, checkpoint: str | Path | None = None,
+def load_model(run: str | Path, checkpoint: str | Path | None = None,
                 device: str | torch.device = "cpu") -> tuple[torch.nn.Module, PretrainConfig, dict[str, Any]]:
-    """(method with trained weights in eval mode, its config, the checkpoint record) of a run folder."""
+    """(the method's model with trained weights in eval mode, its config, the checkpoint record) of a run folder."""
     handle, step = _run_at(run, checkpoint, device)
-    model, record = handle.method(step)
+    model, record = handle.model(step)
     return model, handle.config, record
 
 
@@ -64,10 +65,11 @@ def random_encoder(source: str | Path | PretrainConfig, seed: int = 0, channels:
     if isinstance(source, PretrainConfig):
         if channels is None:
             raise ValueError("random_encoder(config) needs channels=")
-        return build_encoder(source, channels, seed=seed).to(device).eval().requires_grad_(False)
+        encoder = build_encoder(source, method_spec(source.method), channels, seed=seed)
+        return encoder.to(device).eval().requires_grad_(False)
     handle = Run(source, device)
     channels = handle.dataset["channels"] if channels is None else channels
-    return build_encoder(handle.config, channels, seed=seed).to(device).eval().requires_grad_(False)
+    return build_encoder(handle.config, handle.spec, channels, seed=seed).to(device).eval().requires_grad_(False)
 
 
 @torch.no_grad()

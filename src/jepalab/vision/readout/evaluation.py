@@ -40,12 +40,12 @@ from jepalab.eval import (
 from jepalab.progress import progress_bar
 from jepalab.rundir import to_jsonable, write_csv, write_json
 from jepalab.vision.methods import condition_names, encoder_names
+from jepalab.vision.methods.config import RUNTIME_FIELDS, PretrainConfig
 from jepalab.vision.models.features import READOUTS, encode
 from jepalab.vision.models.vit import ViT
 from jepalab.vision.readout.run import Run
 from jepalab.vision.readout.tables import METRIC_COLUMNS
 from jepalab.vision.training.precision import autocast_for
-from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS, PretrainConfig
 from jepalab.vision.training.run_lock import RunLock
 
 __all__ = ["EvalSettings", "current_settings", "eval_table", "evaluate_run", "readout_table"]

@@ -13,10 +13,10 @@ import torch
 
 from jepalab.config import from_dict
 from jepalab.vision.methods import method_spec
+from jepalab.vision.methods.config import PretrainConfig
 from jepalab.vision.models.vit import ViT
-from jepalab.vision.training.build import build_encoder, build_method
+from jepalab.vision.training.build import build_encoder, build_model
 from jepalab.vision.training.checkpoint import load_model_state, read_checkpoint, read_record
-from jepalab.vision.training.pretrain_config import PretrainConfig
 from jepalab.vision.training.run_dir import CHECKPOINT
 
 __all__ = ["Run"]
@@ -69,13 +69,13 @@ class Run:
         if self._loaded is None or self._loaded[0] != path:
             tensors, record = read_checkpoint(path)
             cfg = from_dict(PretrainConfig, record["config"])
-            model = build_method(cfg, record["dataset"]["channels"])
+            model = build_model(cfg, self.spec, record["dataset"]["channels"])
             load_model_state(path, model, tensors)
             self._loaded = (path, model.to(self.device).eval().requires_grad_(False), record)
         return self._loaded
 
-    def method(self, step: int | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
-        """(the trained method in eval mode, its checkpoint record) at ``step`` (None: the last)."""
+    def model(self, step: int | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """(the method's trained model in eval mode, its checkpoint record) at ``step`` (None: the last)."""
         _, model, record = self._load(self.paths[self.steps[-1] if step is None else step])
         return model, record
 
@@ -83,7 +83,7 @@ class Run:
         """The trained encoder ``which`` ("auto": the method's default) at ``step``, prepared by the method's
         ``eval_encoder``; ``encoder.run_info`` holds run, method, encoder name, step, conditioning note and
         normalisation."""
-        model, record = self.method(step)
+        model, record = self.model(step)
         name, encoder = self.spec.select_encoder(model, which)
         encoder, note = self.spec.eval_encoder(self.config, encoder, condition)
         encoder.run_info = {"run": str(self.folder), "method": self.config.method, "encoder": name,  # type: ignore[assignment]
@@ -94,11 +94,11 @@ class Run:
 
     def encoders(self, step: int | None = None, condition: str | None = None) -> dict[str, ViT]:
         """Every encoder of the method at ``step`` by name (the evaluation default first), as evaluation reads it."""
-        model, _ = self.method(step)
+        model, _ = self.model(step)
         return {name: self.spec.eval_encoder(self.config, module, condition)[0]
                 for name, module in self.spec.encoder_modules(model).items()}
 
     def random_encoder(self, seed: int = 0, condition: str | None = None) -> tuple[ViT, str]:
         """(a random-init encoder of the run's architecture and init, prepared as evaluation reads it; its note)."""
-        encoder = build_encoder(self.config, self.dataset["channels"], seed=seed).to(self.device).eval()
+        encoder = build_encoder(self.config, self.spec, self.dataset["channels"], seed=seed).to(self.device).eval()
         return self.spec.eval_encoder(self.config, encoder.requires_grad_(False), condition)

@@ -13,7 +13,7 @@ import torch
 
 from jepalab.data.sampler import step_generator
 from jepalab.vision.methods import method_spec
-from jepalab.vision.training.pretrain_config import PretrainConfig
+from jepalab.vision.methods.config import PretrainConfig
 
 __all__ = ["masked_cross_covariance", "masked_view_moments", "token_masks"]
 

@@ -1,21 +1,21 @@
-"""Model construction from a :class:`PretrainConfig`: the shared encoder and the method's objective around it."""
+"""Model construction from a :class:`PretrainConfig` and its method's spec: the shared encoder and the method's
+objective around it."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from jepalab.vision.methods import method_spec
+from jepalab.vision.methods import MethodSpec
+from jepalab.vision.methods.config import PretrainConfig
 from jepalab.vision.models.vit import ViT
-from jepalab.vision.training.pretrain_config import PretrainConfig
 
-__all__ = ["build_encoder", "build_method"]
+__all__ = ["build_encoder", "build_model"]
 
 
-def build_encoder(cfg: PretrainConfig, channels: int, seed: int | None = None) -> ViT:
-    """The encoder of ``cfg`` (the method's ``encoder_factory``) for ``channels``-channel images, initialised in the
+def build_encoder(cfg: PretrainConfig, spec: MethodSpec, channels: int, seed: int | None = None) -> ViT:
+    """The encoder of ``cfg`` (``spec.encoder_factory``) for ``channels``-channel images, initialised in the
     method's style from ``seed`` (default ``cfg.seed``) without touching the global RNG."""
-    spec = method_spec(cfg.method)
     size = cfg.model.resolved()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed if seed is None else seed)
@@ -25,10 +25,10 @@ def build_encoder(cfg: PretrainConfig, channels: int, seed: int | None = None) -
                     content_share=cfg.model.content_share)
 
 
-def build_method(cfg: PretrainConfig, channels: int) -> nn.Module:
-    """The objective of ``cfg.method`` around a fresh encoder (``model(images, masks)`` → loss), seeded by
+def build_model(cfg: PretrainConfig, spec: MethodSpec, channels: int) -> nn.Module:
+    """The objective of ``spec`` around a fresh encoder (``model(images, masks)`` → loss), seeded by
     ``cfg.seed`` (encoder) and ``cfg.seed + 1`` (everything else)."""
-    encoder = build_encoder(cfg, channels)
+    encoder = build_encoder(cfg, spec, channels)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)
-        return method_spec(cfg.method).build(cfg, encoder)
+        return spec.build(cfg, encoder)

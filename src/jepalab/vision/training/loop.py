@@ -3,8 +3,8 @@
 Step ``s`` is a pure function of (config, seed, s): the data order, crops and masks come from generators seeded by
 (seed, stream, s) and the schedules are functions of s. A checkpoint therefore needs the models, the optimiser and
 the step counter to continue exactly where a killed run stopped, on any number of ranks. What differs between
-methods (model, masks, the hook after each optimiser step, the encoders diagnosed) comes from its
-:class:`~jepalab.vision.methods.MethodSpec`.
+methods (model, masks, EMA target, the encoders diagnosed) comes from its :class:`~jepalab.vision.methods.MethodSpec`,
+looked up once here and passed along; the step itself is :class:`~.step.TrainStep`.
 """
 
 from __future__ import annotations
@@ -23,24 +23,24 @@ import torch
 from tqdm.auto import tqdm
 
 from jepalab.config import config_to_dict
-from jepalab.data import BatchLoader, EpochPlan, augment, build_dataset, eval_view, step_generator
+from jepalab.data import BatchLoader, EpochPlan, build_dataset, eval_view, step_generator
 from jepalab.data.dataset import ImageDataset
 from jepalab.data.fingerprint import data_fingerprint
 from jepalab.eval import COLLAPSE_RANK_SHARE, is_collapsed
 from jepalab.progress import progress_bar
 from jepalab.rundir import WriteFailed, environment, host_facts, write_json
 from jepalab.vision.methods import MethodSpec, method_spec
+from jepalab.vision.methods.config import PretrainConfig
 from jepalab.vision.models.attention import resolve_attention, use_attention
 from jepalab.vision.models.features import collapse_report
 from jepalab.vision.models.vit import measure_content_share
-from jepalab.vision.training.build import build_method
+from jepalab.vision.training.build import build_model
 from jepalab.vision.training.checkpoint import restore_training, save_checkpoint
 from jepalab.vision.training.curves import plot_run
 from jepalab.vision.training.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown
 from jepalab.vision.training.flops import step_flops
 from jepalab.vision.training.metrics_log import MetricsLog, require_tensorboard
 from jepalab.vision.training.precision import autocast_for, describe_precision, resolve_precision
-from jepalab.vision.training.pretrain_config import PretrainConfig
 from jepalab.vision.training.run_dir import (
     CHECKPOINT,
     check_data,
@@ -52,8 +52,8 @@ from jepalab.vision.training.run_dir import (
     write_failure,
 )
 from jepalab.vision.training.run_status import RunStatus
-from jepalab.vision.training.step import TrainStep
-from jepalab.vision.training.views import ViewSampler, mask_summary
+from jepalab.vision.training.schedules import build_schedules, schedule_facts
+from jepalab.vision.training.step import TrainStep, ViewSampler, mask_summary
 
 __all__ = ["TrainingDiverged", "pretrain"]
 
@@ -74,7 +74,7 @@ class _Session:
     plan: EpochPlan
     total: int  # steps of the whole run
     warmup: int  # learning-rate warm-up steps
-    method: torch.nn.Module  # the unwrapped objective (checkpoints, hooks, diagnostics)
+    model: torch.nn.Module  # the method's model, unwrapped (checkpoints, diagnostics)
     step: TrainStep  # forward, backward, update; holds the optimiser
     autocast: contextlib.AbstractContextManager
     say: Callable[[str], None]
@@ -126,12 +126,14 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
     run = locate_run_dir(cfg, out, resume, info)
     with hold_run(run, info):
         restore = prepare_run_dir(cfg, run, resume, info, say)
-        method = build_method(cfg, dataset.channels).to(info.device)
-        total, spec = cfg.optim.epochs * plan.steps_per_epoch, method_spec(cfg.method)
-        warmup = cfg.warmup_steps(plan.steps_per_epoch)
-        step = TrainStep(method, cfg, spec, info.device, total, warmup, _distributed(method, info), autocast)
-        s = _Session(cfg, info, spec, run, dataset, plan, total, warmup, method, step, autocast, say, should_stop)
-        views = ViewSampler(cfg, dataset.size, info.rank, info.world)
+        spec = method_spec(cfg.method)  # the one lookup: everything below is handed the spec
+        model = build_model(cfg, spec, dataset.channels).to(info.device)
+        total, warmup = cfg.optim.epochs * plan.steps_per_epoch, cfg.warmup_steps(plan.steps_per_epoch)
+        schedules = build_schedules(cfg, spec.target_ema(cfg), total, warmup)
+        views = ViewSampler(cfg, spec, dataset.size, info.rank, info.world)
+        step = TrainStep(model, cfg, schedules, views, dataset.mean, dataset.std, info.device,
+                         _distributed(model, info), autocast)
+        s = _Session(cfg, info, spec, run, dataset, plan, total, warmup, model, step, autocast, say, should_stop)
         diag_images = _diagnostics_batch(s)
         record = _run_record(s, views, diag_images)
         _announce(s, record)
@@ -141,13 +143,13 @@ def _pretrain(cfg: PretrainConfig, out: str | Path | None, resume: bool, stop_af
             elif info.main:
                 write_json(run / "run.json", record)
             if not dry_run:
-                _session(s, views, restore, stop_after, diag_images, record)
+                _session(s, restore, stop_after, diag_images, record)
         except WriteFailed as error:
             raise write_failure(error, run, s.done) from error
     return run
 
 
-def _session(s: _Session, views: ViewSampler, restore: bool, stop_after: int | None,
+def _session(s: _Session, restore: bool, stop_after: int | None,
              diag_images: torch.Tensor, record: dict[str, Any]) -> None:
     """One training session from the checkpoint (or step 0) to ``stop_after``, the end or a stop request."""
     start, reference = _restore(s) if restore else (0, None)
@@ -155,7 +157,7 @@ def _session(s: _Session, views: ViewSampler, restore: bool, stop_after: int | N
     clock = _Clock()
     s.status = RunStatus(s.run, start, s.total, enabled=s.info.main)
     with s.status:
-        done = _train(s, views, start, min(s.total, stop_after or s.total), reference,
+        done = _train(s, start, min(s.total, stop_after or s.total), reference,
                       diag_images if s.info.main else None, record, clock)
         if s.info.main:
             _summarise(s, start, done, record["flops_per_step_first"], time.perf_counter() - clock.began)
@@ -181,9 +183,9 @@ def _run_record(s: _Session, views: ViewSampler, diag_images: torch.Tensor) -> d
     """run.json: parameters, FLOPs, data, batch, steps, device, masks, schedules, init content share, environment."""
     cfg, o, d, plan = s.cfg, s.cfg.optim, s.dataset, s.plan
     first_masks = views.global_views(0).masks.rows(0, plan.local_batch)
-    share = measure_content_share(s.method.encoder, eval_view(diag_images, cfg.data.image_size, d.mean, d.std))
-    return {"method": cfg.method, "parameters": s.spec.parameter_counts(s.method),
-            "flops_per_step_first": step_flops(cfg, d.channels, plan.local_batch, first_masks) * s.info.world,
+    share = measure_content_share(s.model.encoder, eval_view(diag_images, cfg.data.image_size, d.mean, d.std))
+    return {"method": cfg.method, "parameters": s.spec.parameter_counts(s.model),
+            "flops_per_step_first": step_flops(cfg, s.spec, d.channels, plan.local_batch, first_masks) * s.info.world,
             "dataset": {"name": d.name, "split": d.split, "images": len(d), "channels": d.channels,
                         "stored_size": d.size, "mean": d.mean, "std": d.std, "classes": list(d.classes),
                         "source": d.source, "skipped": d.info.get("skipped", [])},
@@ -191,11 +193,10 @@ def _run_record(s: _Session, views: ViewSampler, diag_images: torch.Tensor) -> d
             "batch": {"global": o.global_batch, "per_rank": plan.local_batch, "ranks": s.info.world},
             "steps": {"per_epoch": plan.steps_per_epoch, "total": s.total, "warmup": s.warmup},
             "device": str(s.info.device), "precision": describe_precision(cfg.train.precision, s.info.device),
-            "compile": cfg.train.compile_mode if cfg.train.compile else "off", "masks": mask_summary(cfg),
+            "compile": cfg.train.compile_mode if cfg.train.compile else "off", "masks": mask_summary(cfg, s.spec),
             "attention": resolve_attention(cfg.train.attention, s.info.device,
                                            resolve_precision(cfg.train.precision, s.info.device) or torch.float32),
-            "schedules": {"lr_peak": o.lr, "warmup_steps": s.warmup, "warmup_share": s.warmup / s.total,
-                          **s.spec.schedule_facts(cfg, s.total)},
+            "schedules": schedule_facts(cfg, s.step.schedules, s.spec.target_ema(cfg), s.total, s.warmup),
             "environment": environment(), "content_share_init": share}
 
 
@@ -211,6 +212,12 @@ def _announce(s: _Session, record: dict[str, Any]) -> None:
           f"steps/epoch, {s.total} steps; {s.info.device}, {record['precision']}")
     for line in s.spec.describe(cfg, record):
         s.say(line)
+    schedules = record["schedules"]
+    if "ema" in schedules:
+        s.say(f"target EMA {schedules['ema'][0]:g} → {schedules['ema'][1]:g} ({schedules['ema_setting']}), mass "
+              f"Σ(1 − m) = {schedules['ema_mass']:.2f}: the target keeps {100 * schedules['target_init_share']:.2g} % "
+              f"of its init and lags the context encoder by {schedules['target_lag_steps']:.0f} steps "
+              f"({100 * schedules['target_lag_share']:.0f} % of the run)")
     s.say(f"token content share at init {record['content_share_init']:.3f} (model.content_share "
           f"{cfg.model.content_share}); lr peak {o.lr:.3g}, warm-up {s.warmup} steps "
           f"({100 * s.warmup / s.total:.0f} %)")
@@ -218,7 +225,7 @@ def _announce(s: _Session, record: dict[str, Any]) -> None:
 
 def _restore(s: _Session) -> tuple[int, float | None]:
     """Load the checkpoint into the model and optimiser; drop metrics logged after it. (step, loss reference)."""
-    state = restore_training(s.run / CHECKPOINT, s.method, s.step.optimizer)
+    state = restore_training(s.run / CHECKPOINT, s.model, s.step.optimizer)
     s.step.bind()
     s.say(f"resumed {s.run} at step {state['step']} of {s.total}")
     if s.info.main:
@@ -226,12 +233,12 @@ def _restore(s: _Session) -> tuple[int, float | None]:
     return state["step"], state["loss_reference"]
 
 
-def _distributed(method: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
-    """The module the forward calls: DDP over several ranks, else ``method`` itself."""
+def _distributed(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module | None:
+    """The module the forward calls when it is not ``model`` itself: DDP over several ranks, else None."""
     if info.world == 1:
-        return method
+        return None
     return torch.nn.parallel.DistributedDataParallel(
-        method, device_ids=[info.device] if info.device.type == "cuda" else None, broadcast_buffers=False)
+        model, device_ids=[info.device] if info.device.type == "cuda" else None, broadcast_buffers=False)
 
 
 class _Clock:
@@ -242,7 +249,7 @@ class _Clock:
         self.window_loss = float("nan")
 
 
-def _train(s: _Session, views: ViewSampler, start: int, stop: int,
+def _train(s: _Session, start: int, stop: int,
            reference: float | None, diag_images: torch.Tensor | None, record: dict[str, Any], clock: _Clock) -> int:
     """Steps ``start`` … ``stop − 1`` with read-outs, diagnostics and checkpoints; returns the steps done."""
     cfg, t = s.cfg, s.cfg.train
@@ -253,15 +260,13 @@ def _train(s: _Session, views: ViewSampler, start: int, stop: int,
                        dynamic_ncols=True)
     loader = BatchLoader(s.dataset, s.info.device, cfg.data.workers)
     done = start
-    s.method.train()
+    s.model.train()
     ended = False
     try:
         if start == 0 and diag_images is not None:  # the state before any update, for reference
             _diagnostics(s, diag_images, log, 0)
         for step, (images, _) in zip(range(start, stop), loader(s.plan.batches(start, stop))):
-            v = views(step)
-            x = augment(images, v.boxes, v.flips, cfg.data.image_size, s.dataset.mean, s.dataset.std)  # (b, C, H, W)
-            loss, values = s.step(x, v.masks.to(s.info.device), step)
+            loss, values = s.step(images, step)  # views, forward, loss, backward, update: step.py
             losses[len(pending)] = loss
             pending.append({"step": step, "epoch": step // s.plan.steps_per_epoch, **values})
             bar.update()
@@ -337,7 +342,7 @@ def _read_out(s: _Session, pending: list[dict[str, Any]], losses: torch.Tensor, 
 def _diagnostics(s: _Session, images: torch.Tensor, log: MetricsLog | None, step: int) -> None:
     """Collapse diagnostics of the method's encoders on the fixed batch after ``step`` updates: logged and
     printed, an encoder with a centred RankMe below ``COLLAPSE_RANK_SHARE`` of its width marked collapsed."""
-    encoders = s.spec.encoder_modules(s.method)
+    encoders = s.spec.encoder_modules(s.model)
     with torch.no_grad():
         view = eval_view(images, s.cfg.data.image_size, s.dataset.mean, s.dataset.std)
         report = collapse_report(encoders, view, s.autocast)
@@ -357,10 +362,10 @@ def _save(s: _Session, done: int, reference: float | None, record: dict[str, Any
     ``train.snapshot_steps``."""
     state = {"step": done, "total_steps": s.total, "loss_reference": reference, "method": s.cfg.method,
              "config": config_to_dict(s.cfg), "dataset": record["dataset"], "world_size": s.info.world}
-    save_checkpoint(s.run / CHECKPOINT, s.method, s.step.optimizer, state)
+    save_checkpoint(s.run / CHECKPOINT, s.model, s.step.optimizer, state)
     every = s.cfg.train.snapshot_every
     if (every and done % every == 0) or done in s.cfg.train.snapshot_steps:
-        save_checkpoint(s.run / f"checkpoint-{done:08d}.safetensors", s.method, s.step.optimizer, state)
+        save_checkpoint(s.run / f"checkpoint-{done:08d}.safetensors", s.model, s.step.optimizer, state)
 
 
 def _summarise(s: _Session, start: int, done: int, flops: int, wall: float) -> None:

@@ -15,10 +15,10 @@ from jepalab.config import ConfigError, config_to_dict, load_config, save_config
 from jepalab.data.fingerprint import fingerprint_changes
 from jepalab.eval import COLLAPSE_RANK_SHARE
 from jepalab.rundir import WriteFailed, atomic_write_text, new_run_dir, write_json
+from jepalab.vision.methods.config import RUNTIME_FIELDS, PretrainConfig
 from jepalab.vision.training.checkpoint import CheckpointError, read_record
 from jepalab.vision.training.curves import read_metrics
 from jepalab.vision.training.distributed import DistInfo, broadcast_object
-from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS, PretrainConfig
 from jepalab.vision.training.run_lock import RunInUse, RunLock
 
 __all__ = ["CHECKPOINT", "DataChanged", "check_data", "collapse_summary", "hold_run", "load_run_config",

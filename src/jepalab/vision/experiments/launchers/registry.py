@@ -7,8 +7,6 @@ setting another is an error at load time."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from jepalab.config import from_dict, param
+from jepalab.discovery import import_plugins
 
 if TYPE_CHECKING:
     from jepalab.vision.experiments.settings import ExperimentSettings
-    from jepalab.vision.training.pretrain_config import PretrainConfig
+    from jepalab.vision.methods.config import PretrainConfig
 
 __all__ = ["JobsFailed", "LaunchOptions", "Launcher", "RunWork", "available_launchers", "launch_options", "launcher",
            "register_launcher"]
@@ -95,7 +94,6 @@ class Launcher(ABC):
 
 
 _REGISTRY: dict[str, type[Launcher]] = {}
-_discovered = False
 
 
 def register_launcher(cls: type[Launcher]) -> type[Launcher]:
@@ -111,14 +109,7 @@ def register_launcher(cls: type[Launcher]) -> type[Launcher]:
 
 def available_launchers() -> dict[str, type[Launcher]]:
     """Every registered launcher class by name (imports every module of the package once)."""
-    global _discovered
-    if not _discovered:
-        _discovered = True
-        import jepalab.vision.experiments.launchers as package
-
-        for module in pkgutil.iter_modules(package.__path__):
-            if not module.name.startswith("_"):
-                importlib.import_module(f"{package.__name__}.{module.name}")
+    import_plugins("jepalab.vision.experiments.launchers")
     return dict(_REGISTRY)
 
 

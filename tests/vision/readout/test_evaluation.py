@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from jepalab.cli import main
 from jepalab.config import from_dict
 from jepalab.eval import is_collapsed
+from jepalab.vision.methods.config import PretrainConfig
 from jepalab.vision.readout.evaluation import EvalSettings, evaluate_run
 from jepalab.vision.readout.run import Run
 from jepalab.vision.training.loop import pretrain
-from jepalab.vision.training.pretrain_config import PretrainConfig
 
 SETTINGS = EvalSettings(train_images=200, test_images=100, probe="ridge", lidar_images=16, lidar_views=2)
 
@@ -120,3 +121,16 @@ def test_image_folder_without_test_split_holds_out_a_fifth(tmp_path: Path) -> No
     assert result["baselines"]["pixels"]["dim"] == 3 * 16 * 16
     assert result["baselines"]["pixels"]["probe"] == 1.0  # colour separates the classes perfectly
     assert result["checkpoints"][-1]["encoder"] == "target"
+
+
+def test_load_model_gives_the_trained_model_its_config_and_record(tiny_run: Path) -> None:
+    """load_model: the method's whole model (encoder and decoder) at the last or a chosen checkpoint, in eval mode;
+    its encoder is the one load_encoder reads."""
+    from jepalab.vision import load_encoder, load_model
+
+    model, cfg, record = load_model(tiny_run)
+    assert cfg.method == "mae" and record["step"] == 8 and not model.training and hasattr(model, "decoder_pred")
+    encoder = load_encoder(tiny_run)
+    assert all(torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(), encoder.state_dict().values()))
+    _, _, early = load_model(tiny_run, tiny_run / "checkpoint-00000004.safetensors")
+    assert early["step"] == 4

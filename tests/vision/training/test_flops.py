@@ -6,6 +6,7 @@ import torch
 from jepalab.config import load_config
 from jepalab.data import step_generator
 from jepalab.vision import PretrainConfig, mask_summary, step_flops
+from jepalab.vision.methods import method_spec
 from jepalab.vision.methods.ijepa import masker
 from jepalab.vision.models.masks import random_masks
 
@@ -27,9 +28,9 @@ def test_step_flops_linear_in_batch_and_positive(method: str) -> None:
     else:
         masks = random_masks(8, 49, 0.75, torch.Generator().manual_seed(0))
     half = masks.rows(0, 4)
-    full = step_flops(cfg, 1, 8, masks)
-    assert full > 0 and full == 2 * step_flops(cfg, 1, 4, half)
-    assert step_flops(config(method, "model.dim=64"), 1, 8, masks) > 2 * full
+    full = step_flops(cfg, method_spec(cfg.method), 1, 8, masks)
+    assert full > 0 and full == 2 * step_flops(cfg, method_spec(cfg.method), 1, 4, half)
+    assert step_flops(config(method, "model.dim=64"), method_spec(method), 1, 8, masks) > 2 * full
 
 
 def test_mae_flops_match_a_hand_count() -> None:
@@ -45,14 +46,14 @@ def test_mae_flops_match_a_hand_count() -> None:
     forward = 2 * 49 * p2 * d  # patch embedding conv on all 49 patches
     forward += block(keep, keep) * 2  # two encoder blocks on the kept tokens
     forward += 2 * keep * d * d + block(49, removed) + 2 * removed * d * p2  # decoder embed, pruned block, head
-    counted = step_flops(cfg, 1, 1, masks)
+    counted = step_flops(cfg, method_spec(cfg.method), 1, 1, masks)
     # backward ≈ 2× forward; the patch embedding needs no input gradient, attention backward is 2.5× its forward
     assert counted == pytest.approx(3 * forward, rel=0.05)
 
 
 def test_mask_summary_on_the_small_grid() -> None:
     """mask_summary: resolved settings and token counts of the first batches (what --dry-run prints)."""
-    summary = mask_summary(config("ijepa"), batches=10)
+    summary = mask_summary(config("ijepa"), method_spec("ijepa"), batches=10)
     assert summary["grid"] == [7, 7] and summary["tokens"] == 49 and summary["num_targets"] == 2
     assert summary["min_keep"] == 4 and summary["full_grid"] is True
     context = summary["context_tokens"]

@@ -14,7 +14,7 @@ from jepalab.config import load_config
 from jepalab.vision import PretrainConfig
 from jepalab.vision.readout.directions import choose_directions, decode_curves, direction_pool, pixel_views
 from jepalab.vision.readout.run import Run
-from jepalab.vision.training.build import build_method
+from jepalab.vision.training.build import build_model
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_decoding_curves_start_at_the_runs_own_initialisation(tiny_run: tuple[Pa
     curves = decode_curves(handle, pool["directions"], pool["mean"], images, folds=4)
     assert curves["steps"] == [0, *handle.steps] and curves["r2"].shape == (1 + len(handle.steps), 6)
     assert np.all(curves["r2"] <= 1)
-    initial = build_method(handle.config, 1).encoder.state_dict()  # what training started from
+    initial = build_model(handle.config, handle.spec, 1).encoder.state_dict()  # what training started from
     rebuilt = handle.random_encoder(seed=handle.config.seed)[0].state_dict()
     assert all(torch.equal(initial[k], rebuilt[k]) for k in initial)
     with pytest.raises(ValueError, match="directions must be"):

@@ -5,67 +5,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import yaml
-from pretrain_helpers import step_losses
-from torch import nn
+from pretrain_helpers import ARCHITECTURE, docs_example, step_losses
 
-from jepalab.config import ConfigError, config_to_dict, from_dict, load_config, merge_dicts, param, parse_overrides
+from jepalab.config import ConfigError, config_to_dict, from_dict, load_config, merge_dicts, parse_overrides
 from jepalab.data import step_generator
 from jepalab.vision import PretrainConfig, load_encoder, pretrain, read_checkpoint
-from jepalab.vision.methods import MethodSpec, available_methods, method_spec, register_method, registry
-from jepalab.vision.methods.mae import patchify
-from jepalab.vision.models.masks import random_masks
+from jepalab.vision.methods import available_methods, method_spec, registry
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
-# -- a toy method: regress every patch's pixels from the mean of the visible tokens ---------------------------------
-@dataclass
-class PixelConfig:
-    """Toy method settings."""
-
-    mask_ratio: float = param(0.5, gt=0, lt=1, help="share of patches hidden from the encoder")
-
-
-class PixelRegression(nn.Module):
-    """Loss: mean squared error between a linear read-out of the visible tokens' mean and every patch."""
-
-    def __init__(self, encoder: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-        self.head = nn.Linear(encoder.dim, encoder.patch_size ** 2 * encoder.in_channels)
-
-    def forward(self, images: torch.Tensor, masks: Any) -> torch.Tensor:
-        z = self.encoder(images, keep=masks.keep).mean(dim=1, keepdim=True)  # (B, 1, E)
-        return (self.head(z) - patchify(images, self.encoder.patch_size)).square().mean()  # vs (B, N, p·p·C)
-
-
-class PixelMethod(MethodSpec):
-    name, label = "pixel", "pixel regression"
-    sections = {"pixel": PixelConfig}  # noqa: RUF012
-    optimiser_recipe = {"lr": 1e-3, "start_lr": 0.0, "final_lr": 0.0, "weight_decay": 0.05,  # noqa: RUF012
-                        "final_weight_decay": 0.05, "betas": (0.9, 0.999)}
-    small_image_recipe = {"model": {"patch_size": 4}}  # noqa: RUF012
-
-    def build(self, cfg: PretrainConfig, encoder: nn.Module) -> nn.Module:
-        return PixelRegression(encoder)
-
-    def mask_sampler(self, cfg: PretrainConfig) -> Any:
-        return lambda batch, generator: random_masks(batch, cfg.grid[0] * cfg.grid[1], cfg.pixel.mask_ratio, generator)
-
-
+# -- the toy method of docs/architecture.md, "Adding a method", run as written there ----------------------------------
 @pytest.fixture
 def toy_method(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Register the toy method for one test (the registry is restored afterwards)."""
+    """Register the documented toy method for one test (the registry is restored afterwards)."""
     monkeypatch.setattr(registry, "_REGISTRY", dict(available_methods()))
-    register_method(PixelMethod)
-    yield "pixel"
+    namespace: dict[str, Any] = {"__name__": "docs_toy_method"}
+    exec(compile(docs_example("## Adding a method"), str(ARCHITECTURE), "exec", dont_inherit=True), namespace)
+    yield namespace["PixelMethod"].name
 
 
 # -- the contract --------------------------------------------------------------------------------------------------
@@ -107,16 +70,34 @@ def test_every_registered_method_passes_the_contract(name: str, fmnist_root: Pat
     check_method(name, fmnist_root, tmp_path)
 
 
-def test_a_toy_method_registers_in_a_few_lines_and_trains(toy_method: str, fmnist_root: Path,
-                                                            tmp_path: Path) -> None:
-    """The toy method gets its own config section, trains 3 steps through pretrain and passes the contract."""
+def test_a_toy_method_registers_in_one_file_and_trains(toy_method: str, fmnist_root: Path,
+                                                         tmp_path: Path) -> None:
+    """The documented toy method gets its own config section (and only it), trains 3 steps through pretrain and
+    passes the contract."""
     cfg = load_config(PretrainConfig, None, [f"method={toy_method}", "model.patch_size=4", "pixel.mask_ratio=0.25"])
-    assert cfg.pixel.mask_ratio == 0.25 and "pixel" in config_to_dict(cfg)
+    assert list(cfg.sections) == ["pixel"] and cfg.sections["pixel"].mask_ratio == 0.25
     check_method(toy_method, fmnist_root, tmp_path)
 
 
+def test_adding_a_method_renames_no_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every committed run folder keeps its name once another method with its own section is registered, and an
+    MAE or I-JEPA config does not take up the new section."""
+    from jepalab.vision.experiments.store import run_folder
+
+    committed = sorted((CONFIGS.parent / "results").rglob("config.yaml"))
+    assert committed
+    before = {path: run_folder(Path(), load_config(PretrainConfig, path)).name for path in committed}
+    assert all(name == path.parent.name for path, name in before.items())
+    monkeypatch.setattr(registry, "_REGISTRY", dict(available_methods()))
+    exec(compile(docs_example("## Adding a method"), str(ARCHITECTURE), "exec", dont_inherit=True), {"__name__": "toy"})
+    assert "pixel" in available_methods()
+    after = {path: run_folder(Path(), load_config(PretrainConfig, path)).name for path in committed}
+    assert after == before
+    assert "pixel" not in load_config(PretrainConfig, None, ["method=mae", "model.patch_size=4"]).sections
+
+
 def test_ijepa_logs_the_ema_momentum(reference_runs: dict[str, Path]) -> None:
-    """The per-step hook's values reach metrics.jsonl (I-JEPA: the EMA momentum, rising from the ``auto`` start,
+    """The step's schedule values reach metrics.jsonl (I-JEPA: the EMA momentum, rising from the ``auto`` start,
     0.9 for a run this short)."""
     records = [yaml.safe_load(line) for line in (reference_runs["ijepa"] / "metrics.jsonl").read_text().splitlines()]
     momenta = [r["momentum"] for r in records if "loss" in r]
@@ -144,12 +125,12 @@ def test_unknown_method_lists_the_registered_ones() -> None:
 
 
 def test_saved_configs_keep_their_layout_and_load(reference_runs: dict[str, Path], tmp_path: Path) -> None:
-    """config.yaml keeps every section at the top level and round-trips; one from before the registry (integer
-    data.num_workers, no ecijepa section) loads too."""
+    """config.yaml holds the shared sections and the method's own at the top level and round-trips; one from before
+    (integer data.num_workers, every method's sections, no ecijepa section) loads too, keeping the method's own."""
     saved = yaml.safe_load((reference_runs["mae"] / "config.yaml").read_text())
-    assert list(saved) == ["method", "seed", "data", "model", "mask", "ijepa", "ecijepa", "mae", "optim", "train"]
+    assert list(saved) == ["method", "seed", "data", "model", "mae", "optim", "train"]
     assert config_to_dict(load_config(PretrainConfig, reference_runs["mae"] / "config.yaml")) == saved
-    saved["data"]["num_workers"] = 0
-    del saved["ecijepa"]
-    (tmp_path / "old.yaml").write_text(yaml.safe_dump(saved))
-    assert load_config(PretrainConfig, tmp_path / "old.yaml").data.workers == 0
+    old = {**saved, "data": {**saved["data"], "num_workers": 0}, "mask": {"min_keep": 3}, "ijepa": {"loss": "l2"}}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old))
+    loaded = load_config(PretrainConfig, tmp_path / "old.yaml")
+    assert loaded.data.workers == 0 and list(loaded.sections) == ["mae"]

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pretrain_helpers import run_pretrain, step_losses, tiny_overrides
-from test_ddp import free_port
+from pretrain_helpers import free_port, run_pretrain, step_losses, tiny_overrides
 
 from jepalab.vision import read_checkpoint
 from jepalab.vision.training import precision

@@ -18,7 +18,7 @@ from jepalab.config import ConfigError
 from jepalab.data import DataConfig, build_dataset, eval_view
 from jepalab.vision import CheckpointError, TrainingDiverged, load_encoder, load_run_config, read_checkpoint
 
-CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "fmnist-ijepa-cpu.yaml")
+CONFIG = str(Path(__file__).resolve().parents[3] / "configs" / "fmnist-ijepa-cpu.yaml")
 
 
 @pytest.mark.parametrize("method", ["ijepa", "mae"])
@@ -68,16 +68,16 @@ def test_divergence_factor_stops_a_finite_blow_up(fmnist_root: Path, tmp_path: P
     """A finite loss 100× its first logged mean stops the run too (train.divergence_factor 10)."""
     from jepalab.vision.methods.mae import MAE
 
-    forward = MAE.forward
+    loss = MAE.loss
     steps = []
 
-    def growing(self: MAE, images: torch.Tensor, masks: object) -> torch.Tensor:
-        if images.device.type == "meta":  # the FLOP count, not a training step
-            return forward(self, images, masks)
+    def growing(self: MAE, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if pred.device.type == "meta":  # the FLOP count, not a training step
+            return loss(self, pred, target)
         steps.append(1)
-        return forward(self, images, masks) * (100.0 if len(steps) > 2 else 1.0)
+        return loss(self, pred, target) * (100.0 if len(steps) > 2 else 1.0)
 
-    monkeypatch.setattr(MAE, "forward", growing)
+    monkeypatch.setattr(MAE, "loss", growing)
     with pytest.raises(TrainingDiverged, match="divergence_factor"):
         run_pretrain("mae", fmnist_root, tmp_path / "run")
     assert len(steps) == 4  # stopped at the second read-out

@@ -1,14 +1,13 @@
 """Pretraining config: presets, overrides, validation errors naming the field, recipe defaults."""
 
-import math
 from pathlib import Path
 
 import pytest
 
 from jepalab.config import ConfigError, load_config
-from jepalab.vision.training.pretrain_config import PretrainConfig
+from jepalab.vision.methods.config import PretrainConfig
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml")
@@ -63,9 +62,7 @@ def test_method_recipes_fill_empty_optimiser_fields() -> None:
 
 
 def test_schedule_arithmetic_scales_with_the_run() -> None:
-    """lr = base_lr · B/256; warm-up as a share of the run or in epochs; EMA mass Σ(1 − m) in closed form."""
-    from jepalab.vision.methods.ijepa import ema_mass
-
+    """lr = base_lr · B/256; warm-up as a share of the run or in epochs."""
     def load(overrides: list[str]) -> PretrainConfig:
         return load_config(PretrainConfig, None, ["model.patch_size=4", *overrides])
 
@@ -80,40 +77,33 @@ def test_schedule_arithmetic_scales_with_the_run() -> None:
     assert load(["optim.epochs=4", "optim.warmup_epochs=1.5"]).warmup_steps(50) == 75
     with pytest.raises(ConfigError, match="not both"):
         load(["optim.warmup_epochs=1", "optim.warmup_fraction=0.1"])
-    ijepa = load(["ijepa.ema=[0.99,0.999]"])
-    total, a, b = 1000, 0.99, 0.999
-    assert ema_mass(ijepa, total) == pytest.approx(total * (1 - a) - (b - a) * (total - 1) / 2)
-    assert ema_mass(load(["ijepa.ema=[1.0,1.0]"]), total) == 0.0
 
 
-def test_ema_auto_keeps_the_target_lag_a_fixed_share_of_the_run() -> None:
-    """``ijepa.ema: auto``: the official 0.996 → 1 where its target lags by ≤ 20 % of the run; a lower start (floor
-    0.9) for shorter runs; the lag and the init share are exact sums over the run's momenta."""
-    from jepalab.vision.methods.ijepa import (
-        EMA_AUTO_FLOOR,
-        EMA_AUTO_LAG_SHARE,
-        IJEPAMethod,
-        auto_ema,
-        ema_lag,
-        resolve_ema,
-    )
-
-    assert ema_lag(0.9, 0.9, 2000) == pytest.approx(1 / (1 - 0.9))  # constant m: mean age 1/(1 − m) steps
-    assert ema_lag(1.0, 1.0, 100) == 0.0  # a target that never moves
-    assert auto_ema(400_000) == (0.996, 1.0) and ema_lag(0.996, 1.0, 400_000) < 0.05 * 400_000
-    for total in (460, 1872, 5000):
-        start, end = auto_ema(total)
-        assert EMA_AUTO_FLOOR < start < 0.996 and end == 1.0
-        assert ema_lag(start, end, total) == pytest.approx(EMA_AUTO_LAG_SHARE * total, rel=1e-3)
-        assert ema_lag(0.996, 1.0, total) > EMA_AUTO_LAG_SHARE * total  # the official schedule lags more
-    assert auto_ema(50) == (EMA_AUTO_FLOOR, 1.0)  # too short even at the floor
-    cfg = load_config(PretrainConfig, None, ["model.patch_size=4"])
-    assert cfg.ijepa.ema == "auto" and resolve_ema(cfg, 1872) == auto_ema(1872)
-    facts = IJEPAMethod().schedule_facts(cfg, 1872)
-    assert facts["ema"] == list(auto_ema(1872)) and facts["target_lag_share"] == pytest.approx(0.2, rel=1e-3)
-    assert facts["target_init_share"] == pytest.approx(math.prod(auto_ema(1872)[0] + (1 - auto_ema(1872)[0]) * s / 1872
-                                                                 for s in range(1872)))
-    fixed = load_config(PretrainConfig, None, ["model.patch_size=4", "ijepa.ema=[0.99,1.0]"])
-    assert resolve_ema(fixed, 1872) == (0.99, 1.0)
+def test_ema_setting_is_validated() -> None:
+    """``ijepa.ema`` is "auto" or two momenta in [0, 1]."""
     with pytest.raises(ConfigError, match=r"ijepa\.ema"):
         load_config(PretrainConfig, None, ["ijepa.ema=fast"])
+
+
+def test_a_config_holds_only_its_methods_sections_read_typed(tmp_path: Path) -> None:
+    """An MAE config (and its saved config.yaml) has no ``ijepa``/``mask``/``ecijepa`` section, an I-JEPA one no
+    ``mae``; another method's section is validated and dropped; ``section(kind)`` is typed and refuses a section the
+    method does not read; the config has no ``__getattr__``."""
+    from jepalab.config import save_config
+    from jepalab.vision.methods.ijepa import IJEPAConfig
+    from jepalab.vision.methods.mae import MAEConfig
+
+    mae = load_config(PretrainConfig, None, ["method=mae", "model.patch_size=4", "ijepa.predictor_dim=32"])
+    assert set(mae.sections) == {"mae"} and mae.section(MAEConfig).mask_ratio == 0.75
+    save_config(mae, tmp_path / "config.yaml")
+    saved = (tmp_path / "config.yaml").read_text()
+    assert "mae:" in saved and not {"ijepa:", "mask:", "ecijepa:"} & set(saved.splitlines())
+    ijepa = load_config(PretrainConfig, None, ["model.patch_size=4", "mae.mask_ratio=0.5"])
+    assert set(ijepa.sections) == {"mask", "ijepa"} and ijepa.section(IJEPAConfig).predictor_dim == 384
+    with pytest.raises(ValueError, match="reads no MAEConfig"):
+        ijepa.section(MAEConfig)
+    with pytest.raises(ConfigError, match=r"mae\.mask_ratio"):  # validated although an I-JEPA run drops it
+        load_config(PretrainConfig, None, ["model.patch_size=4", "mae.mask_ratio=2"])
+    with pytest.raises(ConfigError, match="unknown config key 'maee'"):
+        load_config(PretrainConfig, None, ["maee.mask_ratio=0.5"])
+    assert "__getattr__" not in vars(PretrainConfig)

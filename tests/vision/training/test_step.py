@@ -12,12 +12,15 @@ import torch._dynamo.testing
 from pretrain_helpers import run_pretrain, step_losses
 
 from jepalab.config import load_config
+from jepalab.data.augment import augment
 from jepalab.vision.methods import method_spec
+from jepalab.vision.methods.config import PretrainConfig
 from jepalab.vision.methods.ijepa import masker
+from jepalab.vision.methods.mae import MAEConfig
 from jepalab.vision.models.masks import random_masks
-from jepalab.vision.training.build import build_method
-from jepalab.vision.training.pretrain_config import PretrainConfig
-from jepalab.vision.training.step import TrainStep, parameter_groups
+from jepalab.vision.training.build import build_model
+from jepalab.vision.training.schedules import build_schedules
+from jepalab.vision.training.step import StepViews, TrainStep, parameter_groups
 
 
 def _config(method: str, *extra: str) -> PretrainConfig:
@@ -35,7 +38,23 @@ _LINEAR_ADAM = ("optim.eps=0.01",)
 def _masks(cfg: PretrainConfig, seed: int) -> object:
     if cfg.method != "mae":
         return masker(cfg)(8, torch.Generator().manual_seed(seed))
-    return random_masks(8, 49, cfg.mae.mask_ratio, torch.Generator().manual_seed(seed))
+    return random_masks(8, 49, cfg.section(MAEConfig).mask_ratio, torch.Generator().manual_seed(seed))
+
+
+_WHOLE = torch.tensor([[0, 0, 28, 28]] * 8)  # crop boxes covering the whole stored image
+_IMAGES = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def _step(cfg: PretrainConfig, model: torch.nn.Module, total: int, warmup: int,
+          seeds: list[int] | None = None) -> TrainStep:
+    """The step of ``cfg`` on ``model``; step k views the whole image with the masks of ``seeds[k]`` (default k)."""
+    spec = method_spec(cfg.method)
+
+    def views(k: int) -> StepViews:
+        return StepViews(_WHOLE, None, _masks(cfg, k if seeds is None else seeds[k]))
+
+    schedules = build_schedules(cfg, spec.target_ema(cfg), total, warmup)
+    return TrainStep(model, cfg, schedules, views, (0.5,), (0.25,), torch.device("cpu"))
 
 
 @pytest.fixture
@@ -52,12 +71,11 @@ def test_schedule_values_are_device_tensors_the_optimiser_reads() -> None:
     """Before each step the 0-d tensors hold that step's lr, wd and EMA momentum; the groups read the lr tensor,
     also after a state-dict reload and bind()."""
     cfg = _config("ijepa")
-    step = TrainStep(build_method(cfg, 1), cfg, method_spec("ijepa"), torch.device("cpu"), total=20, warmup=5)
+    step = _step(cfg, build_model(cfg, method_spec("ijepa"), 1), total=20, warmup=5)
     assert set(step.values) == {"lr", "wd", "momentum"}
-    images = torch.randn(8, 1, 28, 28)
     for k in (0, 3, 12):
-        _, values = step(images, _masks(cfg, k), k)
-        assert values == step.schedule(k)
+        _, values = step(_IMAGES, k)
+        assert values == {name: float(table[k]) for name, table in step.schedules.tables.items()}
         for name, value in values.items():
             assert step.values[name].item() == pytest.approx(value, rel=1e-6)
     assert all(group["lr"] is step.values["lr"] for group in step.optimizer.param_groups)
@@ -75,20 +93,19 @@ def test_decoupled_decay_and_adam_equal_torch_adamw() -> None:
     """θ·(1 − ηλ) on matrices and tokens, then Adam, is torch's AdamW with that decay on the same groups."""
     cfg = _config("mae", "optim.lr=0.01", "optim.weight_decay=0.3", "optim.final_weight_decay=0.3", *_LINEAR_ADAM)
     torch.manual_seed(0)
-    ours = build_method(cfg, 1)
+    ours = build_model(cfg, method_spec("mae"), 1)
     theirs = copy.deepcopy(ours)
-    step = TrainStep(ours, cfg, method_spec("mae"), torch.device("cpu"), total=10, warmup=0)
+    step = _step(cfg, ours, total=10, warmup=0)
     decayed, plain = parameter_groups(theirs)
     o = cfg.optim
     adamw = torch.optim.AdamW([{"params": decayed, "weight_decay": 0.3}, {"params": plain, "weight_decay": 0.0}],
                               lr=o.lr, betas=tuple(o.betas), eps=o.eps, foreach=False)
-    images = torch.randn(8, 1, 28, 28)
+    images = augment(_IMAGES, _WHOLE, None, 28, (0.5,), (0.25,))
     for k in range(3):
-        masks = _masks(cfg, k)
-        step(images, masks, k)
+        step(_IMAGES, k)
         for group in adamw.param_groups:
-            group["lr"] = step.schedule(k)["lr"]
-        theirs(images, masks).backward()
+            group["lr"] = float(step.schedules.tables["lr"][k])
+        theirs.loss(*theirs(images, _masks(cfg, k))).backward()
         adamw.step()
         adamw.zero_grad()
     for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
@@ -101,19 +118,17 @@ def test_compiled_step_matches_eager_and_compiles_once_per_shape(method: str, co
     a new mask length (I-JEPA, EC-IJEPA: 4 context lengths here) recompiles anything."""
     cfg = _config(method, "train.compile=true", "optim.clip_grad=1.0", "train.precision=fp32", *_LINEAR_ADAM)
     torch.manual_seed(0)
-    method_module = build_method(cfg, 1)
+    method_module = build_model(cfg, method_spec(method), 1)
     eager_module = copy.deepcopy(method_module)
-    compiled = TrainStep(method_module, cfg, method_spec(method), torch.device("cpu"), total=20, warmup=2)
-    eager_cfg = _config(method, "optim.clip_grad=1.0", "train.precision=fp32", *_LINEAR_ADAM)
-    eager = TrainStep(eager_module, eager_cfg, method_spec(method), torch.device("cpu"), total=20, warmup=2)
-    images = torch.randn(8, 1, 28, 28)
-    shapes = {}
     varying = method != "mae"  # multi-block masks change length from batch to batch
     seeds = [0, 0, 1, 1, 2, 4, 4, 7] if varying else [0, 1, 2, 3]
+    compiled = _step(cfg, method_module, total=20, warmup=2, seeds=seeds)
+    eager_cfg = _config(method, "optim.clip_grad=1.0", "train.precision=fp32", *_LINEAR_ADAM)
+    eager = _step(eager_cfg, eager_module, total=20, warmup=2, seeds=seeds)
+    shapes = {}
     for k, seed in enumerate(seeds):
-        masks = _masks(cfg, seed)
-        a, _ = compiled(images, masks, k)
-        b, _ = eager(images, masks, k)
+        a, _ = compiled(_IMAGES, k)
+        b, _ = eager(_IMAGES, k)
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
         shapes[seed] = compile_counter.frame_count
     for a, b in zip(method_module.parameters(), eager_module.parameters()):

@@ -1,22 +1,12 @@
 """DDP on CPU: two gloo processes under torchrun give the losses of one process with the same global batch."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from pretrain_helpers import step_losses, tiny_overrides
-
-RELATIVE_TOLERANCE = 1e-5  # observed: 1.4e-7 (I-JEPA), 9.3e-8 (MAE): float32 rounding of the split means
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from pretrain_helpers import RELATIVE_TOLERANCE, free_port, step_losses, tiny_overrides
 
 
 @pytest.mark.slow  # two process launches: ~18 s each on 2 busy cores

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from pretrain_helpers import step_losses
-from test_ddp import RELATIVE_TOLERANCE, free_port
+from pretrain_helpers import RELATIVE_TOLERANCE, free_port, step_losses
 
 from jepalab.cli import main
 from jepalab.config import load_config
@@ -23,7 +22,7 @@ from jepalab.vision.methods.ecijepa import ConditionedViT
 from jepalab.vision.methods.ijepa import masker
 from jepalab.vision.models.features import encode
 from jepalab.vision.readout.evaluation import EvalSettings, evaluate_run
-from jepalab.vision.training.build import build_method
+from jepalab.vision.training.build import build_model
 
 PICO = ["model.size=pico", "model.patch_size=4", "data.image_size=28", "ijepa.predictor_dim=32",
         "ijepa.predictor_depth=1", "train.device=cpu", "train.threads=1", "train.precision=fp32"]
@@ -72,7 +71,8 @@ def test_conditioning_tokens_never_reach_outputs_or_pooled_features(conditioning
 def test_zeroed_embedding_without_position_tokens_is_ijepa_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same seed, conditioning embedding zeroed, no conditioning tokens: the loss and every gradient equal
     ``method: ijepa``'s bit for bit (the ViT and predictor initialise as I-JEPA's)."""
-    ijepa, ecijepa = build_method(config("ijepa"), 1), build_method(config(), 1)
+    ijepa = build_model(config("ijepa"), method_spec("ijepa"), 1)
+    ecijepa = build_model(config(), method_spec("ecijepa"), 1)
     with torch.no_grad():
         for vit in (ecijepa.encoder, ecijepa.target_encoder):
             vit.condition_embed.zero_()
@@ -82,7 +82,7 @@ def test_zeroed_embedding_without_position_tokens_is_ijepa_exactly(monkeypatch: 
     masks = masker(config())(4, step_generator(0, "masks", 0))
     losses = []
     for model in (ijepa, ecijepa):
-        loss = model(images, masks)
+        loss = model.loss(*model(images, masks))
         loss.backward()
         losses.append(loss.detach())
     assert torch.equal(*losses)
@@ -98,7 +98,7 @@ def test_zeroed_embedding_without_position_tokens_is_ijepa_exactly(monkeypatch: 
 def test_variable_mask_lengths(conditioning: str) -> None:
     """Batches with different context and target lengths: finite losses, encoder outputs of the masks' lengths."""
     cfg = config("ecijepa", f"ecijepa.conditioning={conditioning}", "mask.context_scale=[0.4,1.0]")
-    model, sampler = build_method(cfg, 1), masker(cfg)
+    model, sampler = build_model(cfg, method_spec(cfg.method), 1), masker(cfg)
     images = torch.randn(4, 1, 28, 28)
     lengths = set()
     for step in range(8):
@@ -108,7 +108,7 @@ def test_variable_mask_lengths(conditioning: str) -> None:
         z = model.encoder(images, keep=masks.context, positions=masks.targets.reshape(b, p * kt))
         h = model.target_encoder(images, out=masks.targets.reshape(b, p * kt), positions=masks.context)
         assert z.shape == (4, masks.context.shape[1], 32) and h.shape == (4, p * kt, 32)
-        assert torch.isfinite(model(images, masks))
+        assert torch.isfinite(model.loss(*model(images, masks)))
     assert len({c for c, _ in lengths}) > 1 and len({t for _, t in lengths}) > 1
 
 
@@ -151,8 +151,9 @@ def test_eval_and_embed_print_and_honour_the_condition(ec_run: Path, tmp_path: P
                  "--out", str(tmp_path / "emb")]) == 0
     assert "conditioning at evaluation: none" in capsys.readouterr().out
     assert json.loads((tmp_path / "emb" / "embed.json").read_text())["condition"].endswith("(EC-IJEPA, our reading)")
+    ijepa_encoder = build_model(config("ijepa"), method_spec("ijepa"), 1).encoder
     with pytest.raises(ValueError, match="takes no conditioning"):
-        method_spec("ijepa").eval_encoder(config("ijepa"), build_method(config("ijepa"), 1).encoder, "full-grid")
+        method_spec("ijepa").eval_encoder(config("ijepa"), ijepa_encoder, "full-grid")
 
 
 @pytest.mark.slow  # two process launches

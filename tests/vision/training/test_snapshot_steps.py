@@ -12,9 +12,9 @@ from pretrain_helpers import run_pretrain
 from jepalab.config import config_to_dict, load_config
 from jepalab.rundir import to_jsonable
 from jepalab.vision import PretrainConfig
-from jepalab.vision.experiments.store import _expected_steps, run_key
+from jepalab.vision.experiments.store import KEY_SECTIONS_FROZEN, _expected_steps, run_key
+from jepalab.vision.methods.config import RUNTIME_FIELDS
 from jepalab.vision.readout.run import Run
-from jepalab.vision.training.pretrain_config import RUNTIME_FIELDS
 
 
 def test_snapshots_are_kept_at_the_steps_asked(fmnist_root: Path, tmp_path: Path) -> None:
@@ -24,9 +24,9 @@ def test_snapshots_are_kept_at_the_steps_asked(fmnist_root: Path, tmp_path: Path
 
 
 def test_the_default_leaves_the_run_key_as_it_was(fmnist_root: Path) -> None:
-    preset = Path(__file__).resolve().parents[2] / "configs" / "fmnist-ijepa-cpu.yaml"
+    preset = Path(__file__).resolve().parents[3] / "configs" / "fmnist-ijepa-cpu.yaml"
     cfg = load_config(PretrainConfig, preset, [f"data.root={fmnist_root}"])
-    data = config_to_dict(cfg)
+    data = {**KEY_SECTIONS_FROZEN, **config_to_dict(cfg)}  # every method's section, as configs held them then
     for dotted in RUNTIME_FIELDS:
         section, name = dotted.split(".")
         data[section].pop(name, None)

@@ -1,15 +1,17 @@
 """Typed configuration of ``jepalab pretrain``: YAML presets in ``configs/`` plus ``key=value`` overrides.
 
-Optimiser fields left empty take the method's official recipe (its ``optimiser_recipe`` in
-``jepalab.vision.methods``) when the config is built, so the saved ``config.yaml`` always shows the values that ran.
-Every registered method's config sections (``mask``, ``ijepa``, ``mae``, ...) are top-level keys of every config.
+Optimiser fields left empty take the method's official recipe (its ``optimiser_recipe``) when the config is built,
+so the saved ``config.yaml`` always shows the values that ran. A config holds the shared sections (``data``,
+``model``, ``optim``, ``train``) and its method's own (I-JEPA: ``mask`` and ``ijepa``; MAE: ``mae``), read typed
+through :meth:`PretrainConfig.section`. Another registered method's section is validated and then dropped: one
+override list may serve several methods, and a run's config.yaml shows only what it reads.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from jepalab.config import param, sections
 from jepalab.data.config import DataConfig
@@ -18,6 +20,8 @@ from jepalab.vision.models.attention import ATTENTION_CHOICES
 from jepalab.vision.models.vit import VIT_SIZES, ViTSize
 
 __all__ = ["COMPILE_MODES", "KEY_FIELDS_ADDED", "ModelConfig", "OptimConfig", "PretrainConfig", "TrainConfig"]
+
+S = TypeVar("S")
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
@@ -107,25 +111,15 @@ class PretrainConfig:
     seed: int = param(0, ge=0, help="seeds initialisation, data order, crops and masks")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    methods: dict[str, Any] = sections(method_sections, help="every registered method's sections")  # noqa: RUF009 (a factory)
+    sections: dict[str, Any] = sections(method_sections, help="the method's own sections (top-level keys)")  # noqa: RUF009 (a factory)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         spec = method_spec(self.method)
-        self.methods = {name: self.methods.get(name) or kind() for name, kind in method_sections().items()}
+        self.sections = {name: self.sections.get(name) or kind() for name, kind in spec.sections.items()}
+        self.resolved_by = self._fill_optimiser(spec.optimiser_recipe, spec.label)
         o = self.optim
-        recipe = spec.optimiser_recipe
-        if o.lr is None and o.base_lr is not None:
-            o.lr = o.base_lr * o.global_batch / 256
-        if o.lr is None and "base_lr" in recipe:
-            o.lr = recipe["base_lr"] * o.global_batch / 256
-        scale = math.sqrt(o.global_batch / recipe["lr_batch"]) if "lr_batch" in recipe else 1.0
-        for name in OPTIMISER_FIELDS:
-            if getattr(o, name) is None:
-                if name not in recipe:
-                    raise ValueError(f"method {self.method!r} has no recipe for optim.{name}; set it")
-                setattr(o, name, recipe[name] * scale if name in ("lr", "start_lr") else recipe[name])
         if o.warmup_epochs is not None and o.warmup_fraction is not None:
             raise ValueError("set optim.warmup_epochs or optim.warmup_fraction, not both (a preset that sets one: "
                              "override the other with null)")
@@ -139,12 +133,37 @@ class PretrainConfig:
                              f"({self.model.patch_size})")
         spec.validate(self)
 
-    def __getattr__(self, name: str) -> Any:
-        """A method's config section by name (``cfg.ijepa``, ``cfg.mae``)."""
-        found = self.__dict__.get("methods", {})
-        if name.startswith("__") or name not in found:
-            raise AttributeError(f"{type(self).__name__} has no field or method section {name!r}")
-        return found[name]
+    def _fill_optimiser(self, recipe: dict[str, Any], label: str) -> dict[str, str]:
+        """Fill the empty optimiser fields from the rules and the method's recipe; returns field → the rule that set
+        it (``--dry-run --explain`` prints them)."""
+        o, rules = self.optim, {}
+        if o.lr is None and o.base_lr is not None:
+            o.lr = o.base_lr * o.global_batch / 256
+            rules["optim.lr"] = f"rule: optim.base_lr × global_batch / 256 = {o.base_lr:g} × {o.global_batch} / 256"
+        if o.lr is None and "base_lr" in recipe:
+            o.lr = recipe["base_lr"] * o.global_batch / 256
+            rules["optim.lr"] = (f"{label} recipe: base_lr × global_batch / 256 = {recipe['base_lr']:g} × "
+                                 f"{o.global_batch} / 256")
+        scale = math.sqrt(o.global_batch / recipe["lr_batch"]) if "lr_batch" in recipe else 1.0
+        for name in OPTIMISER_FIELDS:
+            if getattr(o, name) is None:
+                if name not in recipe:
+                    raise ValueError(f"method {self.method!r} has no recipe for optim.{name}; set it")
+                scaled = name in ("lr", "start_lr") and "lr_batch" in recipe
+                setattr(o, name, recipe[name] * scale if scaled else recipe[name])
+                rules[f"optim.{name}"] = f"{label} recipe" + (
+                    f": {recipe[name]:g} at batch {recipe['lr_batch']} × √(global_batch / {recipe['lr_batch']})"
+                    if scaled else "")
+        return rules
+
+    def section(self, kind: type[S]) -> S:
+        """The method's section of dataclass ``kind`` (``cfg.section(MAEConfig).mask_ratio``); ``ValueError`` when
+        this config's method reads none."""
+        found = [value for value in self.sections.values() if type(value) is kind]
+        if len(found) != 1:
+            raise ValueError(f"method {self.method!r} reads no {kind.__name__} section; its sections: "
+                             f"{list(self.sections)}")
+        return found[0]
 
     def warmup_steps(self, steps_per_epoch: int) -> int:
         """Warm-up steps: ``warmup_epochs`` × steps per epoch, else ``warmup_fraction`` (default 0.1) of the run."""

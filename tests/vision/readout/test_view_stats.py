@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from jepalab.config import from_dict
+from jepalab.vision.methods.config import PretrainConfig
 from jepalab.vision.readout.view_stats import masked_view_moments, token_masks
-from jepalab.vision.training.pretrain_config import PretrainConfig
 
 
 def _config(method: str, ratio: float = 0.75) -> PretrainConfig:
