@@ -95,6 +95,7 @@ def test_a_config_holds_only_its_methods_sections_read_typed(tmp_path: Path) -> 
 
     mae = load_config(PretrainConfig, None, ["method=mae", "model.patch_size=4", "ijepa.predictor_dim=32"])
     assert set(mae.sections) == {"mae"} and mae.section(MAEConfig).mask_ratio == 0.75
+    assert mae.ignored_sections == ["ijepa"]  # pretrain prints a note naming them
     save_config(mae, tmp_path / "config.yaml")
     saved = (tmp_path / "config.yaml").read_text()
     assert "mae:" in saved and not {"ijepa:", "mask:", "ecijepa:"} & set(saved.splitlines())

@@ -105,7 +105,9 @@ class TrainConfig:
 
 @dataclass
 class PretrainConfig:
-    """Everything ``jepalab pretrain`` needs; see ``configs/*.yaml`` and docs/pretraining.md."""
+    """Everything ``jepalab pretrain`` needs; see ``configs/*.yaml`` and docs/pretraining.md. Built, it also holds
+    ``resolved_by`` (optim field → the rule or recipe that filled it) and ``ignored_sections`` (other methods'
+    sections given with values of their own, which this method does not read)."""
 
     method: str = param("ijepa", help="a registered method (jepalab.vision.methods.available_methods())")
     seed: int = param(0, ge=0, help="seeds initialisation, data order, crops and masks")
@@ -117,6 +119,8 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         spec = method_spec(self.method)
+        self.ignored_sections = sorted(name for name, value in self.sections.items()
+                                       if name not in spec.sections and value != type(value)())
         self.sections = {name: self.sections.get(name) or kind() for name, kind in spec.sections.items()}
         self.resolved_by = self._fill_optimiser(spec.optimiser_recipe, spec.label)
         o = self.optim

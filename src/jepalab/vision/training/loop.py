@@ -212,6 +212,9 @@ def _announce(s: _Session, record: dict[str, Any]) -> None:
           f"steps/epoch, {s.total} steps; {s.info.device}, {record['precision']}")
     for line in s.spec.describe(cfg, record):
         s.say(line)
+    if cfg.ignored_sections:
+        s.say(f"note: {cfg.method} reads no {', '.join(cfg.ignored_sections)} section: those values are ignored "
+              f"(its sections: {', '.join(cfg.sections) or 'none'})")
     schedules = record["schedules"]
     if "ema" in schedules:
         s.say(f"target EMA {schedules['ema'][0]:g} → {schedules['ema'][1]:g} ({schedules['ema_setting']}), mass "
