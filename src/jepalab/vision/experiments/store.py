@@ -6,6 +6,7 @@ holds its run's lock while it trains, evaluates or measures it, so commands shar
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
@@ -27,8 +28,8 @@ from jepalab.vision.training.loop import pretrain
 from jepalab.vision.training.run_lock import RunLock
 
 __all__ = ["KEY_SECTIONS_FROZEN", "LIGHT_FILES", "claim", "complete", "execute", "measure", "restore_light",
-           "run_folder", "run_job",
-           "run_key", "save_light", "steps_done", "train_and_eval", "train_run", "training_flops", "with_threads"]
+           "run_folder", "run_job", "run_key", "save_light", "steps_done", "train_and_eval", "train_run",
+           "training_flops", "with_threads"]
 
 Say = Callable[[str], None]
 
@@ -49,7 +50,7 @@ folder keyed since then was renamed when a config came to hold only its method's
 def run_key(cfg: PretrainConfig) -> str:
     """12 hex digits of the SHA-256 of the config without its runtime fields (threads, device, progress, ...), its
     method's sections over :data:`KEY_SECTIONS_FROZEN`, and fields added later left out while at their default."""
-    data = {**KEY_SECTIONS_FROZEN, **config_to_dict(cfg)}
+    data = {**copy.deepcopy(KEY_SECTIONS_FROZEN), **config_to_dict(cfg)}
     for dotted in RUNTIME_FIELDS:
         section, name = dotted.split(".")
         data.get(section, {}).pop(name, None)
