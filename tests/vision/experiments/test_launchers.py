@@ -177,7 +177,7 @@ def test_a_sweep_through_submitit_equals_the_local_run(submitit_launcher: str, t
         assert "1 job(s) submitted, 0 adopted" in capsys.readouterr().out  # the finished run is not run again
         assert not (tmp_path / "cluster" / "summary.json").exists()
     codes: list[int] = []
-    command = threading.Thread(target=lambda: codes.append(main(cluster)))
+    command = threading.Thread(target=lambda: codes.append(main(cluster)), daemon=True)  # a failure may not hang
     command.start()
     _until(lambda: _training(run), 90, "the repaired run's job to start training")
     job = json.loads((run.parent / "jobs" / "launched.json").read_text())[first]
