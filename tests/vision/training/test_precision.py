@@ -88,7 +88,7 @@ def test_bf16_resume_is_bit_identical(fmnist_root: Path, tmp_path: Path) -> None
 @pytest.mark.slow  # two process launches
 def test_bf16_two_ranks_match_one_process(fmnist_root: Path, tmp_path: Path) -> None:
     """DDP under bf16 autocast: two gloo ranks log the single-process bf16 losses to bf16 rounding of the split
-    batches (observed 5.9e-5 relative for MAE; fp32 runs agree to 1e-7, tests/vision/test_ddp.py)."""
+    batches (observed 5.9e-5 relative for MAE; fp32 I-JEPA runs agree to 1e-7, test_ddp.py). The one MAE DDP test."""
     single = run_pretrain("mae", fmnist_root, tmp_path / "single", "train.precision=bf16")
     config, out = tmp_path / "tiny.yaml", tmp_path / "ddp"
     config.write_text("method: mae\n")

@@ -49,9 +49,9 @@ def test_ema_auto_keeps_the_target_lag_a_fixed_share_of_the_run() -> None:
     built = build_schedules(cfg, "auto", 1872, 187)
     assert built.ema == auto_ema(1872) == resolve_ema("auto", 1872)
     facts = schedule_facts(cfg, built, "auto", 1872, 187)
-    assert facts["ema"] == list(auto_ema(1872)) and facts["target_lag_share"] == pytest.approx(0.2, rel=1e-3)
-    assert facts["target_init_share"] == pytest.approx(math.prod(auto_ema(1872)[0] + (1 - auto_ema(1872)[0]) * s / 1872
-                                                                 for s in range(1872)))
+    start = auto_ema(1872)[0]
+    assert facts["ema"] == [start, 1.0] and facts["target_lag_share"] == pytest.approx(0.2, rel=1e-3)
+    assert facts["target_init_share"] == pytest.approx(math.prod(start + (1 - start) * s / 1872 for s in range(1872)))
     assert resolve_ema((0.99, 1.0), 1872) == (0.99, 1.0)
 
 

@@ -33,7 +33,8 @@ def _as_float(value: Any) -> float:
 
 
 def plot_run(run: str | Path) -> list[Path]:
-    """Write ``loss.png/.svg`` and ``diagnostics.png/.svg`` into the run folder; returns the paths."""
+    """Write ``loss.png`` and ``diagnostics.png`` into the run folder; returns the paths. PNG only: these are
+    redrawn at the end of every session, and an SVG of a long run's per-step curve is large and slow to write."""
     from jepalab.plotting import pyplot
 
     plt = pyplot()
@@ -61,7 +62,7 @@ def plot_run(run: str | Path) -> list[Path]:
             twin.plot(x, [r["momentum"] for r in steps], color="C2", label="EMA momentum")
             twin.set_ylabel("EMA momentum")
         fig.tight_layout()
-        paths += save_figure(fig, run / "loss")
+        paths += save_figure(fig, run / "loss", formats=("png",))
         plt.close(fig)
     if diags:
         x = np.array([r["step"] for r in diags])
@@ -73,6 +74,6 @@ def plot_run(run: str | Path) -> list[Path]:
             ax.set(xlabel="step", title=title)
             ax.legend()
         fig.tight_layout()
-        paths += save_figure(fig, run / "diagnostics")
+        paths += save_figure(fig, run / "diagnostics", formats=("png",))
         plt.close(fig)
     return paths
