@@ -11,7 +11,7 @@
 #                                         # cheapest-first (MAE first) when less than about 100 minutes remain
 #   bash scripts/confirmatory.sh save     # copy the finished, evaluated runs' light files into
 #                                         # results/confirmatory/store (then commit them)
-#   bash scripts/confirmatory.sh status   # the runs of the store, their state and step
+#   bash scripts/confirmatory.sh status   # each planned run's state, the step it resumes from, the training time left
 #   bash scripts/confirmatory.sh decide   # once every run is recorded: results, summaries and figures from this
 #                                         # checkout's committed code (nothing is trained)
 set -euo pipefail
@@ -36,7 +36,7 @@ case "${1:-}" in
     echo "training at $revision in $tree (pid $!); log: $STORE/train-$revision.log"
     ;;
   save) $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --save-finished ;;
-  status) $JEPALAB runs "$STORE" ;;
+  status) $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --progress ;;
   decide) OMP_NUM_THREADS=1 $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --jobs 1 ;;
   *) echo "usage: bash scripts/confirmatory.sh train|save|status|decide" >&2; exit 2 ;;
 esac

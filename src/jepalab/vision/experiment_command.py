@@ -49,6 +49,11 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         next(iter(outs.values())) / "runs"
     record = root / "store" if mode == "standard" else None  # light copies of finished runs, committed with results
     planned = {run_folder(store, cfg).name for name in names for _, cfg in experiment(name).runs(settings)}
+    if args.progress:
+        from jepalab.vision.experiments.progress import measurement_progress, progress_table
+
+        print(progress_table(measurement_progress(names, settings, store, record)))
+        return 0
     if args.save_finished:
         target = record or store.parent / "store-light"
         saved = save_light(store, target, planned)
@@ -139,6 +144,9 @@ def add_experiment(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--save-finished", action="store_true", help="--standard: copy the finished, evaluated runs' light "
                    "files (no checkpoints) into OUT/store, to commit while runs go on; a later --standard run on "
                    "a fresh machine restores them and trains only the rest")
+    x.add_argument("--progress", action="store_true", help="train nothing: each planned run's state (recorded, "
+                   "finished, running, stopped, not started), the step it resumes from and the training time left, "
+                   "from the speed its finished sessions measured")
     x.add_argument("--resummarise", action="store_true", help="--standard/--full: rewrite each folder's summary.json "
                    "and figures from its committed results.csv with this revision's rule code (after a fix to a rule; "
                    "no run is trained or evaluated) and log it in provenance.json")

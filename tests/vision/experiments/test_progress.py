@@ -1,0 +1,73 @@
+"""A measurement's progress across sessions: recorded, stopped and unstarted runs, the step a stopped run resumes
+from (its checkpoint's, not its last logged step) and the training time left at its group's measured speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jepalab.cli import main
+from jepalab.vision.experiments import ExperimentSettings
+from jepalab.vision.experiments.progress import measurement_progress, progress_table
+from jepalab.vision.experiments.registry import experiment
+from jepalab.vision.experiments.store import run_folder
+from jepalab.vision.training.checkpoint import FORMAT
+
+SETTINGS = ExperimentSettings(dim=32, depth=1, epochs=8, train_images=128, global_batch=16, seeds=(0, 1),
+                              context_scales=((0.85, 1.0),))
+
+
+def _write(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _checkpoint_header(path: Path, step: int) -> None:
+    """A file with a jepalab checkpoint's safetensors header (no tensors): enough for its record."""
+    header = json.dumps({"__metadata__": {"record": json.dumps({"format": FORMAT, "step": step})}}).encode()
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+
+
+def test_recorded_stopped_and_unstarted_runs_with_the_time_left(tmp_path: Path) -> None:
+    store, record = tmp_path / "store", tmp_path / "record"
+    runs = {(labels["method"], labels["seed"]): run_folder(store, cfg).name
+            for labels, cfg in experiment("context-size").runs(SETTINGS)}
+    assert len(runs) == 4
+    done = record / runs["ijepa", 0]  # two sessions: 40 + 24 steps in 32 s, 0.5 s a step
+    _write(done / "summary.json", {"finished": True})
+    _write(done / "eval.json", {})
+    _write(done / "run.json", {"steps": {"total": 64}, "sessions": [{"steps": [0, 40], "wall_s": 20.0},
+                                                                     {"steps": [40, 64], "wall_s": 12.0}]})
+    stopped = store / runs["ijepa", 1]  # logged to step 50, last checkpoint at 32
+    (stopped).mkdir(parents=True)
+    (stopped / "config.yaml").write_text("method: ijepa\n")
+    _write(stopped / "run.json", {"steps": {"total": 64}})
+    _write(stopped / "summary.json", {"finished": False, "steps_done": 50})
+    _checkpoint_header(stopped / "checkpoint.safetensors", 32)
+
+    rows = {row.run: row for row in measurement_progress(["context-size"], SETTINGS, store, record)}
+    assert [rows[runs[key]].state for key in sorted(runs)] == ["not started", "not started", "recorded", "stopped"]
+    assert (rows[runs["ijepa", 0]].step, rows[runs["ijepa", 0]].seconds_left) == (64, 0.0)
+    assert (rows[runs["ijepa", 1]].step, rows[runs["ijepa", 1]].seconds_left) == (32, pytest.approx(16.0))
+    assert rows[runs["ecijepa", 0]].seconds_left is None and rows[runs["ecijepa", 0]].total is None
+    table = progress_table(list(rows.values()))
+    assert "recorded 1 of 4; trained, not yet recorded: 0" in table
+    assert "ijepa depth 1 width 32 batch 16: 1 run(s) to record, training time left 0.0 h" in table
+    assert "ecijepa depth 1 width 32 batch 16: 2 run(s) to record, training time left unmeasured" in table
+    assert "training time left:" not in table  # not while a group is unmeasured
+
+    _checkpoint_header(stopped / "checkpoint.safetensors", 64)  # a finished run (status: summary.json)
+    _write(stopped / "summary.json", {"finished": True, "steps_done": 64})
+    assert next(r for r in measurement_progress(["context-size"], SETTINGS, store, record)
+                if r.run == runs["ijepa", 1]).state == "finished"
+
+
+def test_the_command_trains_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    items = ["context-size", "dim=32", "depth=1", "epochs=8", "train_images=128", "global_batch=16",
+             "context_scales=[[0.85, 1.0]]"]
+    assert main(["experiment", *items, "--out", str(tmp_path), "--progress"]) == 0
+    out = capsys.readouterr().out
+    assert "recorded 0 of 2" in out and out.count("not started") == 2
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "plan.json").exists()
