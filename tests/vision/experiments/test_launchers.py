@@ -129,7 +129,9 @@ def _scheduler_log(job_log: str) -> str:
 
 def _preempt(launcher_name: str, job: str, run: Path) -> None:
     """Send the preemption signal to the run's job: SLURM's ``scancel --signal=USR2`` (then, once the job is
-    requeued, lift SLURM's fixed 120 s hold on requeued jobs), or USR2 to the local executor's training process."""
+    requeued and the node has finished its first run, lift SLURM's fixed 120 s hold on requeued jobs: a restart while
+    the old run is still being cleaned up can fail with "Job credential revoked" on a busy machine), or USR2 to the
+    local executor's training process."""
     if launcher_name != "slurm":
         os.kill(json.loads((run / "status.json").read_text())["pid"], signal.SIGUSR2)
         return
@@ -139,7 +141,12 @@ def _preempt(launcher_name: str, job: str, run: Path) -> None:
         queue = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=False)
         return queue.stdout.startswith("PENDING")
 
+    def node_idle() -> bool:
+        return subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                              check=False).stdout.strip() == "idle"
+
     _until(requeued, 60, f"job {job} to be requeued")
+    _until(node_idle, 60, f"the node to finish job {job}'s first run")
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
 
 
