@@ -9,6 +9,8 @@
 #                                         # A run that has not finished when the session ends is lost: start the
 #                                         # long ones (planned order: I-JEPA first) with a whole session ahead, and
 #                                         # cheapest-first (MAE first) when less than about 100 minutes remain
+#   bash scripts/confirmatory.sh stop     # before a session ends: every run in training checkpoints at its current
+#                                         # step (SIGUSR2), nothing else starts; returns once training has ended
 #   bash scripts/confirmatory.sh save     # copy the finished, evaluated runs' light files into
 #                                         # results/confirmatory/store (then commit them)
 #   bash scripts/confirmatory.sh status   # each planned run's state, the step it resumes from, the training time left
@@ -35,8 +37,15 @@ case "${1:-}" in
       --order "${2:-planned}" > "$STORE/train-$revision.log" 2>&1 &
     echo "training at $revision in $tree (pid $!); log: $STORE/train-$revision.log"
     ;;
+  stop)
+    pids=$(pgrep -f "jepalab experiment .*runs_dir=$STORE" || true)
+    [ -n "$pids" ] || { echo "no confirmatory training is running"; exit 0; }
+    kill -USR2 $pids
+    while kill -0 $pids 2>/dev/null; do sleep 2; done
+    echo "stopped: every run in training was checkpointed at its last step (\`train\` resumes them)"
+    ;;
   save) $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --save-finished ;;
   status) $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --progress ;;
   decide) OMP_NUM_THREADS=1 $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --jobs 1 ;;
-  *) echo "usage: bash scripts/confirmatory.sh train|save|status|decide" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/confirmatory.sh train|status|stop|save|decide" >&2; exit 2 ;;
 esac

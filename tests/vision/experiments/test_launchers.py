@@ -23,6 +23,7 @@ from one_node_slurm import start_cluster
 
 from jepalab.cli import main
 from jepalab.vision.experiments.launchers import LaunchOptions, launch_options
+from jepalab.vision.training.checkpoint import read_record
 
 TINY_EVAL = ["eval.train_images=64", "eval.test_images=32", "eval.lidar_images=8", "eval.lidar_views=2",
              "eval.readouts=[]"]
@@ -199,3 +200,33 @@ def test_a_sweep_through_submitit_equals_the_local_run(submitit_launcher: str, t
     assert _losses(run) == _losses(tmp_path / "local" / "runs" / first)
     for name in ("results.csv", "curves.csv", "summary.json"):
         assert (tmp_path / "cluster" / name).read_text() == (tmp_path / "local" / name).read_text(), name
+
+
+def test_the_stop_signal_checkpoints_the_runs_in_training_and_starts_no_other(tiny_fmnist: Path,
+                                                                            tmp_path: Path) -> None:
+    """SIGUSR2 to ``jepalab experiment --jobs 2`` (4 runs): both runs in training end their session at the next
+    step with a checkpoint at that step, the other two never start, no summary is written, the command exits 0."""
+    items = [item if not item.startswith("epochs=") else "epochs=32" for item in SWEEP]
+    command = [sys.executable, "-m", "jepalab", "experiment", *items, "seeds=[0, 1]", f"data_root={tiny_fmnist}",
+               "--jobs", "2", "--out", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    runs = tmp_path / "runs"
+
+    def two_training() -> bool:
+        logged = [run for run in runs.glob("*/metrics.jsonl") if '"loss"' in run.read_text()]
+        return len(logged) == 2 or process.poll() is not None
+
+    _until(two_training, 120, "two runs to log a loss")
+    process.send_signal(signal.SIGUSR2)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output
+    assert "stopped on request (SIGUSR2)" in output and output.count("stop requested: ended this session") == 2
+    started = [run for run in runs.iterdir() if (run / "config.yaml").is_file()]
+    assert len(started) == 2 and len([run for run in runs.iterdir() if run.is_dir()]) == 2
+    for run in started:
+        summary = json.loads((run / "summary.json").read_text())
+        assert 0 < summary["steps_done"] < summary["total_steps"] == 256
+        assert read_record(run / "checkpoint.safetensors")["step"] == summary["steps_done"]
+        assert not (run / "eval.json").exists()
+    assert not (tmp_path / "summary.json").exists()

@@ -211,13 +211,21 @@ def measure(run: Path, settings: ExperimentSettings, measures: Sequence[str]) ->
                 experiment(name).measure_run(run, settings)
 
 
-def run_job(work: RunWork, settings: ExperimentSettings, threads: int | None = None) -> int:
+def run_job(work: RunWork, settings: ExperimentSettings, threads: int | None = None,
+            should_stop: Callable[[], bool] | None = None) -> int:
     """One run trained (``threads``: CPU threads unless its config sets them), evaluated and measured; returns the
-    images this job trained (none of those another command trained while this one waited for the run)."""
+    images this job trained (none of those another command trained while this one waited for the run). Once
+    ``should_stop()`` is true the training session ends at the next step with a checkpoint and the job ends there
+    (a job that starts stopped does nothing); the run resumes from that step the next time."""
+    stop = should_stop or (lambda: False)
+    if stop():
+        return 0
     with claim(work.run):
         before = steps_done(work.run)
-        train_and_eval(with_threads(work.cfg, threads), work.run, settings)
-        measure(work.run, settings, work.measures)
+        train_run(with_threads(work.cfg, threads), work.run, should_stop=stop)
+        if not stop():
+            train_and_eval(with_threads(work.cfg, threads), work.run, settings)
+            measure(work.run, settings, work.measures)
         return (steps_done(work.run) - before) * work.cfg.optim.global_batch
 
 
@@ -227,7 +235,8 @@ def execute(configs: Sequence[PretrainConfig], store: Path, settings: Experiment
     """Train and evaluate every distinct config in ``store`` through the launcher ``launch`` names (default: local
     processes, ``settings.jobs`` at a time), then make the measurements ``measures[folder]`` names (experiments'
     :meth:`~.registry.Experiment.measure_run`); returns (folder → eval.json, this session's record: runs, images
-    trained, wall time, images/s of all runs together), or None while runs are still in flight (``launch.detach``)."""
+    trained, wall time, images/s of all runs together), or None while runs are still in flight (``launch.detach``)
+    or were stopped on request (the local launcher's stop signal)."""
     launch = launch or LaunchOptions()
     work = [RunWork(run, cfg, (measures or {}).get(run, ())) for run, cfg in
             {run_folder(store, cfg): cfg for cfg in configs}.items()]

@@ -12,45 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
+
+from jepalab.vision.training.stop_signal import StopSignal
 
 if TYPE_CHECKING:
     from jepalab.vision.experiments.launchers.registry import RunWork
     from jepalab.vision.experiments.settings import ExperimentSettings
 
-__all__ = ["ClusterJob", "StopSignal"]
-
-
-class StopSignal:
-    """Context manager: while active, ``signum`` only sets a flag (:meth:`requested`); :meth:`hand_over` then
-    gives the signal to the handler it replaced (submitit's: checkpoint, requeue, exit)."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        self.received = False
-        self.previous: Any = None
-
-    def __enter__(self) -> StopSignal:
-        self.previous = signal.signal(self.signum, self._note)
-        return self
-
-    def _note(self, signum: int, frame: FrameType | None) -> None:
-        self.received = True
-
-    def requested(self) -> bool:
-        """Whether the signal arrived (the trainer polls this after every step)."""
-        return self.received
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        signal.signal(self.signum, self.previous)
-
-    def hand_over(self) -> None:
-        """Run the replaced handler for the signal that arrived (submitit's requeues the job and exits)."""
-        if callable(self.previous):
-            self.previous(self.signum, None)
+__all__ = ["ClusterJob"]
 
 
 class ClusterJob:

@@ -89,8 +89,9 @@ class Launcher(ABC):
     @abstractmethod
     def launch(self, work: list[RunWork], store: Path, settings: ExperimentSettings, say: Say) -> int | None:
         """Bring every run of ``work`` to trained, evaluated and measured; returns the images trained by this
-        command's jobs, or None while runs are still in flight (a detached launch). Finished runs are not run
-        again; a run whose job failed raises :class:`JobsFailed`."""
+        command's jobs, or None while runs are still in flight (a detached launch) or were stopped on request
+        (checkpointed, to resume). Finished runs are not run again; a run whose job failed raises
+        :class:`JobsFailed`."""
 
 
 _REGISTRY: dict[str, type[Launcher]] = {}
