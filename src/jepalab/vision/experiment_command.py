@@ -50,7 +50,7 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     record = root / "store" if mode == "standard" else None  # light copies of finished runs, committed with results
     planned = {run_folder(store, cfg).name for name in names for _, cfg in experiment(name).runs(settings)}
     if args.progress:
-        from jepalab.vision.experiments.progress import measurement_progress, progress_table
+        from jepalab.vision.experiments.campaign import measurement_progress, progress_table
 
         print(progress_table(measurement_progress(names, settings, store, record)))
         return 0

@@ -10,7 +10,7 @@ import pytest
 
 from jepalab.cli import main
 from jepalab.vision.experiments import ExperimentSettings
-from jepalab.vision.experiments.progress import measurement_progress, progress_table
+from jepalab.vision.experiments.campaign import measurement_progress, progress_table
 from jepalab.vision.experiments.registry import experiment
 from jepalab.vision.experiments.store import run_folder
 from jepalab.vision.training.checkpoint import FORMAT
