@@ -22,7 +22,8 @@ __all__ = ["RunProgress", "measurement_progress", "progress_table"]
 @dataclass(frozen=True)
 class RunProgress:
     """One planned run: ``group`` (method and shape: runs that cost the same per step), ``state``, the step its
-    next session starts from (``total`` once trained), and ``seconds_left`` (None while its group is unmeasured)."""
+    next session starts from (``total`` once trained), ``seconds_left`` (None where no speed is known) and how that
+    speed was found (``measured`` on the group's sessions, or ``by FLOPs`` at the rate the other groups achieved)."""
 
     run: str
     labels: dict[str, Any]
@@ -31,6 +32,7 @@ class RunProgress:
     step: int
     total: int | None
     seconds_left: float | None
+    speed_from: str | None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -49,16 +51,53 @@ def _resume_step(run: Path) -> int:
         return 0
 
 
-def _seconds_per_step(runs: Sequence[Path]) -> float | None:
-    """Σ wall / Σ steps over every training session the runs' run.json files record; None without one."""
-    sessions = [s for run in runs for s in _read_json(run / "run.json").get("sessions", [])]
-    steps = sum(s["steps"][1] - s["steps"][0] for s in sessions)
-    return sum(s["wall_s"] for s in sessions) / steps if steps > 0 else None
+def _sessions(runs: Sequence[Path]) -> list[tuple[int, float, float]]:
+    """(steps, wall seconds, FLOPs per step) of every training session the runs' run.json files record."""
+    found = []
+    for run in runs:
+        record = _read_json(run / "run.json")
+        for session in record.get("sessions", []):
+            steps = session["steps"][1] - session["steps"][0]
+            found.append((steps, float(session["wall_s"]), float(record.get("flops_per_step_first") or 0)))
+    return found
+
+
+def _step_flops(cfg: Any) -> float:
+    """One step's FLOPs (forward + backward) at a seeded draw of the run's masks."""
+    import torch
+
+    from jepalab.vision.methods import method_spec
+    from jepalab.vision.training.flops import step_flops
+
+    spec = method_spec(cfg.method)
+    masks = spec.mask_sampler(cfg)(cfg.optim.global_batch, torch.Generator().manual_seed(0))
+    return float(step_flops(cfg, spec, 1, cfg.optim.global_batch, masks))
+
+
+def _speeds(groups: dict[str, tuple[Any, list[Path]]]) -> dict[str, tuple[float, str] | None]:
+    """Seconds per step of each group: measured (Σ wall / Σ steps of its sessions), else its step's FLOPs at the
+    FLOP rate the measured sessions achieved together, else None."""
+    sessions = {group: _sessions(runs) for group, (_, runs) in groups.items()}
+    every = [s for found in sessions.values() for s in found if s[2] > 0]
+    rate = sum(steps * flops for steps, _, flops in every) / sum(wall for _, wall, _ in every) if every else None
+    speeds: dict[str, tuple[float, str] | None] = {}
+    for group, (cfg, _) in groups.items():
+        steps = sum(s[0] for s in sessions[group])
+        if steps > 0:
+            speeds[group] = (sum(s[1] for s in sessions[group]) / steps, "measured")
+        else:
+            speeds[group] = (_step_flops(cfg) / rate, f"by FLOPs at {rate / 1e12:.3f} TFLOP/s") if rate else None
+    return speeds
 
 
 def _group(cfg: Any) -> str:
     shape = cfg.model.resolved()
     return f"{cfg.method} depth {shape.depth} width {shape.dim} batch {cfg.optim.global_batch}"
+
+
+def _planned_total(cfg: Any) -> int | None:
+    """Steps of a run not started: epochs × whole batches of its image limit (None without a limit)."""
+    return cfg.optim.epochs * (cfg.data.limit // cfg.optim.global_batch) if cfg.data.limit else None
 
 
 def measurement_progress(names: Sequence[str], settings: ExperimentSettings, store: Path,
@@ -73,16 +112,14 @@ def measurement_progress(names: Sequence[str], settings: ExperimentSettings, sto
             planned[folder] = ({**planned.get(folder, ({}, cfg))[0], **labels}, cfg)
     places = {run: (record / run if record is not None and _recorded(record / run) else store / run)
               for run in planned}
-    groups: dict[str, list[Path]] = {}
+    groups: dict[str, tuple[Any, list[Path]]] = {}
     for run, (_, cfg) in planned.items():
-        groups.setdefault(_group(cfg), []).append(places[run])
-    speed = {group: _seconds_per_step(runs) for group, runs in groups.items()}
-    totals = {group: max((int(_read_json(r / "run.json").get("steps", {}).get("total", 0)) for r in runs),
-                         default=0) or None for group, runs in groups.items()}
+        groups.setdefault(_group(cfg), (cfg, []))[1].append(places[run])
+    speeds = _speeds(groups)
     rows = []
     for run, (labels, cfg) in planned.items():
         place, group = places[run], _group(cfg)
-        total = _read_json(place / "run.json").get("steps", {}).get("total") or totals[group]
+        total = _read_json(place / "run.json").get("steps", {}).get("total") or _planned_total(cfg)
         if place.parent == record:
             state, step = "recorded", total or 0
         elif not (place / "config.yaml").is_file():
@@ -90,13 +127,15 @@ def measurement_progress(names: Sequence[str], settings: ExperimentSettings, sto
         else:
             state = run_state(place)[0]
             step = (total or 0) if state in ("finished", "collapsed") else _resume_step(place)
-        left = None if total is None or speed[group] is None else (total - step) * speed[group]
-        rows.append(RunProgress(run, labels, group, state, step, total, left))
+        speed = speeds[group]
+        left = None if total is None or speed is None else (total - step) * speed[0]
+        rows.append(RunProgress(run, labels, group, state, step, total, left, speed and speed[1]))
     return rows
 
 
 def progress_table(rows: Sequence[RunProgress]) -> str:
-    """One line per run, then the count of recorded runs and the training time left by group (hours)."""
+    """One line per run, then the count of recorded runs and the training time left by group (hours), each with
+    where its speed came from."""
     width = max([len("run"), *(len(r.run) for r in rows)]) + 2
     lines = [f"{'run':<{width}}{'state':<13}{'resumes at':>16}  labels"]
     for r in rows:
@@ -109,7 +148,8 @@ def progress_table(rows: Sequence[RunProgress]) -> str:
     for group in dict.fromkeys(r.group for r in rows):
         mine = [r for r in rows if r.group == group and r.state != "recorded"]
         known = [r.seconds_left for r in mine if r.seconds_left is not None]
-        left = f"{sum(known) / 3600:.1f} h" if len(known) == len(mine) else "unmeasured"
+        left = f"{sum(known) / 3600:.1f} h ({mine[0].speed_from})" if mine and len(known) == len(mine) else \
+            "0 h" if not mine else "unknown"
         lines.append(f"  {group}: {len(mine)} run(s) to record, training time left {left}")
     total = [r.seconds_left for r in rows if r.state != "recorded"]
     if None not in total:
