@@ -28,6 +28,10 @@ JEPALAB="$ROOT/.venv/bin/python -m jepalab"
 
 case "${1:-}" in
   train)
+    if pgrep -f "jepalab experiment .*runs_dir=$STORE" >/dev/null; then
+      echo "confirmatory training is already running (bash scripts/confirmatory.sh status; stop it first to restart)"
+      exit 1
+    fi
     revision=$(git rev-parse HEAD)
     tree="$ROOT/../confirmatory-$revision"
     [ -d "$tree" ] || git worktree add --detach "$tree" "$revision"
