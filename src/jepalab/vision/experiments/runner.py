@@ -121,8 +121,8 @@ def run_experiments(names: Sequence[str], outs: dict[str, Path], settings: Exper
                     launch: LaunchOptions | None = None) -> dict[str, dict[str, Any]]:
     """Run experiments ``names`` into ``outs[name]``, every distinct run once in ``store`` through the launcher of
     ``launch`` (default: local processes); returns each experiment's summary, none while runs are still in flight
-    (a detached launch) or were stopped on request. With ``require_plan`` each folder must hold its committed plan.json
-    (:func:`~.results.check_plan`), else the plan is written first."""
+    (a detached launch) or were stopped on request. With ``require_plan`` each folder must hold its committed
+    plan.json (:func:`~.results.check_plan`), else the plan is written first."""
     exps = [experiment(name) for name in names]
     runs: dict[str, list[tuple[dict[str, Any], Path]]] = {}
     configs, measures = [], {}
