@@ -31,7 +31,7 @@ def install(monkeypatch: pytest.MonkeyPatch, formula: Formula = default_formula)
     """Replace :func:`store.train_and_eval`; returns the counter of trainings per run folder."""
     trained: Counter[str] = Counter()
 
-    def fake(cfg: Any, run: Path, settings: Any) -> dict[str, Any]:
+    def fake(cfg: Any, run: Path, settings: Any, should_stop: Any = None) -> dict[str, Any]:
         run.mkdir(parents=True, exist_ok=True)
         if not (run / "summary.json").is_file():
             trained[run.name] += 1

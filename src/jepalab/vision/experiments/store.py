@@ -183,11 +183,14 @@ def claim(run: Path) -> RunLock:
     return RunLock(run, "jepalab experiment", wait=lambda message: print(message, flush=True))
 
 
-def train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings) -> dict[str, Any]:
+def train_and_eval(cfg: PretrainConfig, run: Path, settings: ExperimentSettings,
+                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
     """Train ``cfg`` in ``run`` (resuming or skipping finished work) and evaluate it, holding its lock (:func:`claim`);
-    returns eval.json."""
+    returns eval.json, or None when ``should_stop`` ended the training session first (nothing is evaluated)."""
     with claim(run):
-        train_run(cfg, run)
+        train_run(cfg, run, should_stop)
+        if should_stop is not None and should_stop():
+            return None
         result = _evaluation_current(run, settings.evaluate, settings.eval)
         if result is None:
             result = evaluate_run(run, settings.evaluate, settings.eval, device=resolve_device(settings.device),
@@ -217,14 +220,11 @@ def run_job(work: RunWork, settings: ExperimentSettings, threads: int | None = N
     images this job trained (none of those another command trained while this one waited for the run). Once
     ``should_stop()`` is true the training session ends at the next step with a checkpoint and the job ends there
     (a job that starts stopped does nothing); the run resumes from that step the next time."""
-    stop = should_stop or (lambda: False)
-    if stop():
+    if should_stop is not None and should_stop():
         return 0
     with claim(work.run):
         before = steps_done(work.run)
-        train_run(with_threads(work.cfg, threads), work.run, should_stop=stop)
-        if not stop():
-            train_and_eval(with_threads(work.cfg, threads), work.run, settings)
+        if train_and_eval(with_threads(work.cfg, threads), work.run, settings, should_stop) is not None:
             measure(work.run, settings, work.measures)
         return (steps_done(work.run) - before) * work.cfg.optim.global_batch
 
