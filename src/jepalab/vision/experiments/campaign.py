@@ -12,7 +12,7 @@ from typing import Any
 
 from jepalab.vision.experiments.registry import experiment
 from jepalab.vision.experiments.settings import ExperimentSettings
-from jepalab.vision.experiments.store import run_folder
+from jepalab.vision.experiments.store import run_folder, run_step_flops
 from jepalab.vision.readout.run_states import run_state
 from jepalab.vision.training.checkpoint import CheckpointError, read_record
 
@@ -62,18 +62,6 @@ def _sessions(runs: Sequence[Path]) -> list[tuple[int, float, float]]:
     return found
 
 
-def _step_flops(cfg: Any) -> float:
-    """One step's FLOPs (forward + backward) at a seeded draw of the run's masks."""
-    import torch
-
-    from jepalab.vision.methods import method_spec
-    from jepalab.vision.training.flops import step_flops
-
-    spec = method_spec(cfg.method)
-    masks = spec.mask_sampler(cfg)(cfg.optim.global_batch, torch.Generator().manual_seed(0))
-    return float(step_flops(cfg, spec, 1, cfg.optim.global_batch, masks))
-
-
 def _speeds(groups: dict[str, tuple[Any, list[Path]]]) -> dict[str, tuple[float, str] | None]:
     """Seconds per step of each group: measured (Σ wall / Σ steps of its sessions), else its step's FLOPs at the
     FLOP rate the measured sessions achieved together, else None."""
@@ -86,7 +74,7 @@ def _speeds(groups: dict[str, tuple[Any, list[Path]]]) -> dict[str, tuple[float,
         if steps > 0:
             speeds[group] = (sum(s[1] for s in sessions[group]) / steps, "measured")
         else:
-            speeds[group] = (_step_flops(cfg) / rate, f"by FLOPs at {rate / 1e12:.3f} TFLOP/s") if rate else None
+            speeds[group] = (run_step_flops(cfg) / rate, f"by FLOPs at {rate / 1e12:.3f} TFLOP/s") if rate else None
     return speeds
 
 

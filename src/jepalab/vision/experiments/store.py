@@ -141,8 +141,8 @@ def restore_light(record: Path, store: Path) -> list[str]:
     return restored
 
 
-def training_flops(cfg: PretrainConfig) -> float:
-    """A run's training FLOPs, for ordering: one step's (a seeded draw of its masks) × epochs × its image limit."""
+def run_step_flops(cfg: PretrainConfig) -> float:
+    """One training step's FLOPs (forward + backward) at a seeded draw of the run's masks."""
     import torch
 
     from jepalab.vision.methods import method_spec
@@ -150,7 +150,12 @@ def training_flops(cfg: PretrainConfig) -> float:
 
     spec = method_spec(cfg.method)
     masks = spec.mask_sampler(cfg)(cfg.optim.global_batch, torch.Generator().manual_seed(0))
-    return float(step_flops(cfg, spec, 1, cfg.optim.global_batch, masks)) * cfg.optim.epochs * (cfg.data.limit or 1)
+    return float(step_flops(cfg, spec, 1, cfg.optim.global_batch, masks))
+
+
+def training_flops(cfg: PretrainConfig) -> float:
+    """A run's training FLOPs, for ordering: one step's (:func:`run_step_flops`) × epochs × its image limit."""
+    return run_step_flops(cfg) * cfg.optim.epochs * (cfg.data.limit or 1)
 
 
 def steps_done(run: Path) -> int:
