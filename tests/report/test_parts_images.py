@@ -250,6 +250,8 @@ def test_a_confirmatory_measurement_is_headlined_with_its_intervals(results: Pat
     assert "(confirmatory: R1; exploratory: R2, R3)" in (tmp_path / "report" / "report.html").read_text()
     details = " ".join({c["key"]: c for c in report["claims"]}["R1"]["details"])
     assert "under the confirmatory rule, exploratory (seeds 0, 1, 2" in details  # the earlier measurement, labelled
+    assert numbers["registration"] == {"checked": False, "reason": "not in a git work tree"}
+    assert "registration order not checked by git here (not in a git work tree)" in details
 
 
 def test_the_forest_reads_the_numbers_each_verdict_is_computed_from(tmp_path: Path) -> None:

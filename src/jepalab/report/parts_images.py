@@ -197,6 +197,8 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
     details = [_learning_sentence(learning)] if (verdict == "not tested here" and summary.get("min_probe_gain")
                                                   and learning) else []
     details += [_reanalysis_sentence(reanalysed)] if reanalysed else []
+    intervals = interval_numbers(source, summary, reanalysed)
+    details += [_registration_sentence(intervals["registration"])] if "registration" in intervals else []
     details += [f"other standard measurement of this claim: {other}" for other in others]
     figure = next(iter(sorted(folder.glob("*.png"))), None)
     if figure is not None:
@@ -206,7 +208,7 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
                    details=details, figure=None if figure is None else ctx.relative(figure),
                    config=ctx.relative(plan if plan.is_file() else folder / "settings.json"),
                    numbers={**numbers, **summary["measured"], "effects": summary.get("effects", {}),
-                            "learning": learning, **interval_numbers(source, summary, reanalysed),
+                            "learning": learning, **intervals,
                             "rerun": command if summary["mode"] == "standard" else None})
 
 
@@ -233,10 +235,22 @@ def _reanalysis_sentence(found: dict[str, Any]) -> str:
     return f"under the confirmatory rule, {found['label']}: {found['verdict']}{why}"
 
 
+def _registration_sentence(record: dict[str, Any]) -> str:
+    """One sentence: where git shows the plan committed, before the code that trained the runs and their results."""
+    if not record["checked"]:
+        return f"registration order not checked by git here ({record['reason']})"
+    results = f"results.csv first committed at {record['results_commit'][:12]}" if record["results_commit"] \
+        else "results.csv not yet committed"
+    return (f"plan.json committed at {record['plan_commit'][:12]} ({record['plan_committed']}), contained in all "
+            f"{len(record['training_revisions'])} code revision(s) that trained the runs; {results}, after it")
+
+
 def interval_numbers(folder: Path, summary: dict[str, Any], reanalysed: dict[str, Any] | None) -> dict[str, Any]:
     """What claims.json carries of a measurement decided by interval statistics: confirmatory, folder, seeds, the
     tests with their intervals and p-values, the smallest effects of interest; of an exploratory measurement, its
-    reanalysis under the confirmatory rule (labelled)."""
+    reanalysis under the confirmatory rule (labelled); of a confirmatory one, git's record of its registration."""
+    from jepalab.vision.experiments.results import registration
+
     numbers: dict[str, Any] = {"confirmatory": bool(summary.get("confirmatory")), "folder": folder.as_posix(),
                                "seed_list": summary.get("seed_list") or (_plan(folder)["seeds"] if
                                                                          (folder / "plan.json").is_file() else [])}
@@ -244,6 +258,8 @@ def interval_numbers(folder: Path, summary: dict[str, Any], reanalysed: dict[str
         numbers.update(tests={name: {k: t[k] for k in ("effects", "mean", "ci95", "p_one_sided", "p_holm")}
                               for name, t in summary["tests"].items()},
                        smallest_effect_of_interest=summary["smallest_effect_of_interest"])
+    if numbers["confirmatory"]:
+        numbers["registration"] = registration(folder)
     if reanalysed:
         numbers["exploratory_reanalysis"] = {key: reanalysed[key] for key in ("label", "verdict", "reason", "tests",
                                                                               "smallest_effect_of_interest")}

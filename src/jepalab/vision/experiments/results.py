@@ -11,21 +11,21 @@ import csv
 import hashlib
 import json
 import math
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from jepalab.config import config_to_dict, from_dict
 from jepalab.rundir import to_jsonable
 from jepalab.vision.experiments.power import plan_power
+from jepalab.vision.experiments.registration import RegistrationError, git, in_work_tree, registration_record
 from jepalab.vision.experiments.registry import Experiment, experiment
 from jepalab.vision.experiments.rules import LEARNING_GATES, MIN_GAIN_POINTS, min_gains
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.statistics import INTERVAL_RULE, interval_tests, interval_verdict
 from jepalab.vision.experiments.store import run_folder
 
-__all__ = ["ResultsMismatch", "check_plan", "file_sha256", "folder_name", "in_work_tree", "plan",
-           "read_plan", "read_rows", "reanalysis_settings", "statement", "summarise", "verify"]
+__all__ = ["ResultsMismatch", "check_plan", "file_sha256", "folder_name", "plan",
+           "read_plan", "read_rows", "reanalysis_settings", "registration", "statement", "summarise", "verify"]
 
 RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode", "tensorboard")
 """Settings that say where and how fast runs train, not what they are: ignored when a plan is compared."""
@@ -109,20 +109,6 @@ def _comparable(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10,
-                              check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def in_work_tree(folder: Path) -> bool:
-    """Whether ``folder`` lies inside a git work tree."""
-    found = _git(folder, "rev-parse", "--is-inside-work-tree")
-    return found is not None and found.returncode == 0 and found.stdout.strip() == "true"
-
-
 def check_plan(out: Path, expected: dict[str, Any]) -> None:
     """Raise unless ``out/plan.json`` holds ``expected`` (runtime settings aside) and, inside a git work tree, is
     committed unchanged: a claim and its rule are fixed before the data."""
@@ -135,10 +121,31 @@ def check_plan(out: Path, expected: dict[str, Any]) -> None:
                               "after pre-registration (write a new plan in a new folder)")
     if not in_work_tree(out):
         return
-    tracked = _git(out, "ls-files", "--error-unmatch", "plan.json")
-    changed = _git(out, "diff", "--quiet", "HEAD", "--", "plan.json")
+    tracked = git(out, "ls-files", "--error-unmatch", "plan.json")
+    changed = git(out, "diff", "--quiet", "HEAD", "--", "plan.json")
     if tracked is None or tracked.returncode != 0 or changed is None or changed.returncode != 0:
         raise ResultsMismatch(f"{path} is not committed as it is: commit the plan before running")
+
+
+def training_revisions(folder: Path) -> list[str]:
+    """Every code revision that trained ``folder``'s runs (provenance.json: each run's first revision and the
+    revision of every training session its run.json records)."""
+    path = folder / "provenance.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: it names the code that trained the runs")
+    provenance = json.loads(path.read_text())
+    sessions = {str(s["git_revision"]) for run in provenance.get("runs", []) for s in run.get("train_sessions", [])
+                if s.get("git_revision")}
+    return sorted({*map(str, provenance.get("git_revisions", [])), *sessions})
+
+
+def registration(folder: Path) -> dict[str, Any]:
+    """The git record that ``folder``'s plan.json was committed before the code that trained its runs and before
+    its results (:func:`~.registration.registration_record`); :class:`ResultsMismatch` where git shows otherwise."""
+    try:
+        return registration_record(folder, training_revisions(folder))
+    except RegistrationError as error:
+        raise ResultsMismatch(str(error)) from error
 
 
 def _interval_summary(exp: Experiment, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
@@ -221,7 +228,8 @@ def read_plan(folder: Path) -> tuple[dict[str, Any], Experiment, ExperimentSetti
 
 def verify(folder: Path) -> dict[str, Any]:
     """Recompute ``folder``'s verdict from results.csv with the rule of the experiment named in plan.json; raise
-    :class:`ResultsMismatch` naming the file when summary.json disagrees, or plan.json with the summary."""
+    :class:`ResultsMismatch` naming the file when summary.json disagrees, or plan.json with the summary, or (a
+    confirmatory plan) git shows the plan committed after the code that trained the runs or with its results."""
     folder = Path(folder)
     for name in ("plan.json", "summary.json", "results.csv"):
         if not (folder / name).is_file():
@@ -248,6 +256,8 @@ def verify(folder: Path) -> dict[str, Any]:
                               f"{folder / 'results.csv'} at '{where}'")
     if (folder / "reanalysis.json").is_file():
         _verify_reanalysis(folder, exp, settings)
+    if planned.get("confirmatory"):
+        registration(folder)
     return json.loads((folder / "summary.json").read_text())
 
 

@@ -12,16 +12,17 @@ from typing import Any
 
 from jepalab.rundir import environment, host_facts, write_csv, write_json
 from jepalab.vision.experiments.launchers import LaunchOptions
+from jepalab.vision.experiments.registration import in_work_tree
 from jepalab.vision.experiments.registry import Experiment, experiment
 from jepalab.vision.experiments.results import (
     ResultsMismatch,
     check_plan,
     file_sha256,
-    in_work_tree,
     plan,
     read_plan,
     read_rows,
     reanalysis_settings,
+    registration,
     summarise,
 )
 from jepalab.vision.experiments.settings import ExperimentSettings
@@ -105,11 +106,14 @@ def _finish(exp: Experiment, out: Path, labelled: list[tuple[dict[str, Any], Pat
 
 def _write_summary(exp: Experiment, out: Path, rows: list[dict[str, Any]], settings: ExperimentSettings) -> dict:
     """The figures and summary.json of ``rows`` (those of ``out``/results.csv) by ``exp``'s rule; returns it. Refused
-    into a folder of a git work tree while the code deciding it has uncommitted changes."""
+    into a folder of a git work tree while the code deciding it has uncommitted changes, and (a confirmatory plan)
+    where git shows the plan committed after the code that trained the runs."""
     revision = str(environment()["git_revision"])
     if revision.endswith("-dirty") and in_work_tree(out):
         raise ResultsMismatch(f"refusing to write {out / 'summary.json'} from uncommitted code ({revision}): commit "
                               "first, so that the summary names the code that decided it")
+    if settings.confirmatory:
+        registration(out)
     exp.plot(rows, settings, out)
     summary = {**summarise(exp, rows, settings), "results_sha256": file_sha256(out / "results.csv")}
     write_json(out / "summary.json", summary)
