@@ -98,6 +98,10 @@ def test_a_second_resume_is_refused_and_a_killed_holder_frees_the_run_at_once(
         first.communicate()
     assert main(["pretrain", "--resume", str(run)]) == 0
     _assert_consistent(run, 8)
+    sessions = json.loads((run / "run.json").read_text())["sessions"]
+    assert sessions[0]["steps"] == [0, 3] and sessions[-1]["steps"] == [3, 8]
+    assert sessions[0]["ended"] and sessions[-1]["ended"] and len(sessions) in (2, 3)
+    assert all(s["ended"] is None for s in sessions[1:-1])  # the killed one, where it had opened its session
     _equal_to(run, reference_runs["ijepa"])
 
 

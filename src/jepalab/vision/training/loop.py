@@ -10,9 +10,7 @@ looked up once here and passed along; the step itself is :class:`~.step.TrainSte
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from jepalab.data.dataset import ImageDataset
 from jepalab.data.fingerprint import data_fingerprint
 from jepalab.eval import COLLAPSE_RANK_SHARE, is_collapsed
 from jepalab.progress import progress_bar
-from jepalab.rundir import WriteFailed, environment, host_facts, write_json
+from jepalab.rundir import WriteFailed, environment, write_json
 from jepalab.vision.methods import MethodSpec, method_spec
 from jepalab.vision.methods.config import PretrainConfig
 from jepalab.vision.models.attention import resolve_attention, use_attention
@@ -53,6 +51,7 @@ from jepalab.vision.training.run_dir import (
 )
 from jepalab.vision.training.run_status import RunStatus
 from jepalab.vision.training.schedules import build_schedules, schedule_facts
+from jepalab.vision.training.sessions import close_session, open_session, update_session
 from jepalab.vision.training.step import TrainStep, ViewSampler, mask_summary
 
 __all__ = ["TrainingDiverged", "pretrain"]
@@ -156,6 +155,8 @@ def _session(s: _Session, restore: bool, stop_after: int | None,
     s.done = start
     clock = _Clock()
     s.status = RunStatus(s.run, start, s.total, enabled=s.info.main)
+    if s.info.main:
+        open_session(s.run, start)
     with s.status:
         done = _train(s, start, min(s.total, stop_after or s.total), reference,
                       diag_images if s.info.main else None, record, clock)
@@ -286,6 +287,7 @@ def _train(s: _Session, start: int, stop: int,
                 _diagnostics(s, diag_images, log, done)
             if checkpoint_due and s.info.main:
                 _save(s, done, reference, record)
+                update_session(s.run, done, time.perf_counter() - clock.began, cfg.optim.global_batch)
             if interrupted:
                 s.say(f"stop requested: ended this session at step {done} with a checkpoint")
                 break
@@ -372,19 +374,15 @@ def _save(s: _Session, done: int, reference: float | None, record: dict[str, Any
 
 
 def _summarise(s: _Session, start: int, done: int, flops: int, wall: float) -> None:
-    """summary.json (steps, speed, collapse), the collapse verdict added to run.json, and the closing lines."""
+    """summary.json (steps, speed, collapse), the session closed in run.json with the collapse verdict, and the
+    closing lines."""
     steps_run = done - start
     summary = {"steps_done": done, "total_steps": s.total, "finished": done == s.total, "steps_this_session": steps_run,
                "wall_s": wall, "images_per_s": steps_run * s.cfg.optim.global_batch / wall if wall else None,
                "achieved_tflops": steps_run * flops / wall / 1e12 if wall else None,
                "collapse": collapse_summary(s.run)}
     write_json(s.run / "summary.json", summary)
-    facts = json.loads((s.run / "run.json").read_text())
-    session = {"command": " ".join(sys.argv), "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": [start, done],
-               "wall_s": wall, "images_per_s": summary["images_per_s"],
-               "git_revision": environment()["git_revision"], **host_facts()}
-    write_json(s.run / "run.json", {**facts, "collapse": summary["collapse"],
-                                    "sessions": [*facts.get("sessions", []), session]})
+    close_session(s.run, done, wall, s.cfg.optim.global_batch, top={"collapse": summary["collapse"]})
     if summary["collapse"]["collapsed"]:
         s.say(f"WARNING: collapsed: {', '.join(summary['collapse']['collapsed'])} encoder(s) end with a centred "
               f"RankMe below {COLLAPSE_RANK_SHARE:g} × width (see metrics.jsonl, docs/pretraining.md)")
