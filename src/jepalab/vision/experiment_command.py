@@ -50,9 +50,11 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     record = root / "store" if mode == "standard" else None  # light copies of finished runs, committed with results
     planned = {run_folder(store, cfg).name for name in names for _, cfg in experiment(name).runs(settings)}
     if args.progress:
-        from jepalab.vision.experiments.campaign import measurement_progress, progress_table
+        from jepalab.vision.experiments.campaign import measurement_progress, progress_table, registration_lines
 
         print(progress_table(measurement_progress(names, settings, store, record)))
+        if settings.confirmatory:
+            print("\n".join(registration_lines(outs, settings, store, record)))
         return 0
     if args.save_finished:
         target = record or store.parent / "store-light"
@@ -146,7 +148,8 @@ def add_experiment(subparsers: argparse._SubParsersAction) -> None:
                    "a fresh machine restores them and trains only the rest")
     x.add_argument("--progress", action="store_true", help="train nothing: each planned run's state (recorded, "
                    "finished, running, stopped, not started), the step it resumes from and the training time left, "
-                   "from the speed its finished sessions measured")
+                   "from the speed its sessions measured; for a confirmatory plan, git's check that the plan precedes "
+                   "every revision that has trained its runs")
     x.add_argument("--resummarise", action="store_true", help="--standard/--full: rewrite each folder's summary.json "
                    "and figures from its committed results.csv with this revision's rule code (after a fix to a rule; "
                    "no run is trained or evaluated) and log it in provenance.json")

@@ -11,7 +11,7 @@ import torch
 
 from jepalab.cli import main
 from jepalab.vision.experiments import ExperimentSettings
-from jepalab.vision.experiments.campaign import measurement_progress, progress_table
+from jepalab.vision.experiments.campaign import measurement_progress, progress_table, registration_lines
 from jepalab.vision.experiments.registry import experiment
 from jepalab.vision.experiments.store import run_folder
 from jepalab.vision.methods import method_spec
@@ -83,3 +83,27 @@ def test_the_command_trains_nothing(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "recorded 0 of 2" in out and out.count("not started") == 2
     assert out.count("training time left unknown") == 2 and "of run time" not in out  # nothing measured yet
     assert not (tmp_path / "runs").exists() and not (tmp_path / "plan.json").exists()
+
+
+def test_the_registration_order_is_checked_while_the_runs_train(tmp_path: Path) -> None:
+    """Each results folder's plan against the revisions that have trained its runs so far: a run resumed at a
+    revision older than the plan is named before the measurement is decided."""
+    import subprocess
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "code"], check=True)
+    _write(tmp_path / "out" / "plan.json", {})
+    subprocess.run([*git, "add", "out/plan.json"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "plan"], check=True)
+    before, planned = (subprocess.run([*git, "rev-parse", ref], check=True, capture_output=True, text=True)
+                       .stdout.strip() for ref in ("HEAD~1", "HEAD"))
+    store, outs = tmp_path / "store", {"context-size": tmp_path / "out"}
+    run = store / next(run_folder(store, cfg).name for _, cfg in experiment("context-size").runs(SETTINGS))
+    _write(run / "run.json", {"environment": {"git_revision": planned}, "sessions": [{"git_revision": planned}]})
+    (line,) = registration_lines(outs, SETTINGS, store, None)[1:]
+    assert f"context-size: plan.json committed at {planned[:12]}" in line and "all 1 revision(s)" in line
+    _write(run / "run.json", {"environment": {"git_revision": planned},
+                              "sessions": [{"git_revision": planned}, {"git_revision": before}]})
+    (line,) = registration_lines(outs, SETTINGS, store, None)[1:]
+    assert "NOT REGISTERED BEFORE ITS TRAINING" in line and f"trained at {before[:12]}" in line

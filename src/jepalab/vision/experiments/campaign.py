@@ -1,6 +1,7 @@
 """Where a measurement spread over sessions stands: each planned run's state (recorded with the results, finished,
 running, stopped, failed, not started), the step its next session resumes from, and the training time left, from
-the seconds per step its finished sessions measured on runs of the same method and shape."""
+the seconds per step its sessions measured on runs of the same method and shape; for a confirmatory
+measurement, git's check of its registration order so far."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jepalab.vision.experiments.registration import RegistrationError, registration_record
 from jepalab.vision.experiments.registry import experiment
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import run_folder, run_step_flops
 from jepalab.vision.readout.run_states import run_state
 from jepalab.vision.training.checkpoint import CheckpointError, read_record
 
-__all__ = ["RunProgress", "measurement_progress", "progress_table"]
+__all__ = ["RunProgress", "measurement_progress", "progress_table", "registration_lines"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,39 @@ def _planned_total(cfg: Any) -> int | None:
     return cfg.optim.epochs * (cfg.data.limit // cfg.optim.global_batch) if cfg.data.limit else None
 
 
+def _place(run: str, store: Path, record: Path | None) -> Path:
+    """Where run ``run`` is read: its light copy in ``record`` once recorded there, else its folder in ``store``."""
+    return record / run if record is not None and _recorded(record / run) else store / run
+
+
+def _trained_at(run: Path) -> set[str]:
+    """The code revisions that have trained ``run`` so far (run.json: its first and every session's)."""
+    found = _read_json(run / "run.json")
+    return {str(r) for r in [found.get("environment", {}).get("git_revision"),
+                             *(s.get("git_revision") for s in found.get("sessions", []))] if r}
+
+
+def registration_lines(outs: dict[str, Path], settings: ExperimentSettings, store: Path,
+                       record: Path | None) -> list[str]:
+    """Per results folder, git's record that its plan.json was committed before every code revision that has
+    trained its runs so far (:func:`~.registration.registration_record`), or what is wrong: checked while the
+    measurement runs, not only when it is decided."""
+    lines = []
+    for name, out in outs.items():
+        revisions = {revision for _, cfg in experiment(name).runs(settings)
+                     for revision in _trained_at(_place(run_folder(store, cfg).name, store, record))}
+        try:
+            found = registration_record(out, revisions)
+        except RegistrationError as error:
+            lines.append(f"  {name}: NOT REGISTERED BEFORE ITS TRAINING: {error}")
+            continue
+        lines.append(f"  {name}: " + (f"not checked ({found['reason']})" if not found["checked"] else
+                                       f"plan.json committed at {found['plan_commit'][:12]} "
+                                       f"({found['plan_committed']}), contained in all {len(revisions)} revision(s) "
+                                       "that have trained its runs so far"))
+    return ["registration order (git):", *lines]
+
+
 def measurement_progress(names: Sequence[str], settings: ExperimentSettings, store: Path,
                          record: Path | None) -> list[RunProgress]:
     """A :class:`RunProgress` per distinct run the experiments ``names`` plan, in planned order: ``recorded`` when
@@ -98,8 +133,7 @@ def measurement_progress(names: Sequence[str], settings: ExperimentSettings, sto
         for labels, cfg in experiment(name).runs(settings):
             folder = run_folder(store, cfg).name
             planned[folder] = ({**planned.get(folder, ({}, cfg))[0], **labels}, cfg)
-    places = {run: (record / run if record is not None and _recorded(record / run) else store / run)
-              for run in planned}
+    places = {run: _place(run, store, record) for run in planned}
     groups: dict[str, tuple[Any, list[Path]]] = {}
     for run, (_, cfg) in planned.items():
         groups.setdefault(_group(cfg), (cfg, []))[1].append(places[run])
