@@ -58,7 +58,8 @@ def _training_problem(folder: Path, revision: str, plan_commit: str) -> str | No
         return f"runs were trained from uncommitted code ({revision})"
     contained = _contains(folder, revision, plan_commit)
     if contained is None:
-        return f"the revision {revision} that trained runs is not in this repository's history"
+        return (f"the revision {revision} that trained runs is not in this repository's history (train from a "
+                "checkout of the repository that holds the plan, so that git can show the order)")
     return None if contained else f"runs were trained at {revision[:12]}, which does not contain the plan's commit"
 
 
