@@ -14,7 +14,7 @@ from fake_runs import install
 
 from jepalab.vision.experiments import ExperimentSettings, run_experiments, write_plan
 from jepalab.vision.experiments.registry import experiment
-from jepalab.vision.experiments.results import ResultsMismatch, check_plan, folder_name, plan, verify
+from jepalab.vision.experiments.results import ResultsMismatch, check_plan, folder_name, plan, summary_writer, verify
 from jepalab.vision.experiments.runner import resummarise
 
 NAMES = ("noisy-features", "variance-subspaces", "depth")
@@ -82,6 +82,30 @@ def test_resummarise_rewrites_a_stale_summary_from_the_committed_rows(tmp_path: 
     assert summary["effects"]["retained_share"][0] == pytest.approx(stale["effects"]["retained_share"][0] - 0.5)
     assert (folder / "results.csv").read_bytes() == rows
     assert len(json.loads((folder / "provenance.json").read_text())["resummarised"]) == 1
+
+
+def test_a_summary_last_written_from_uncommitted_code_is_rejected(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a git work tree, the code that last wrote summary.json must be committed: its own record, else
+    provenance.json's last resummarised entry; earlier entries are history."""
+    _run(tmp_path, monkeypatch, ("noisy-features",))
+    folder = tmp_path / "noisy-features"
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary_writer(folder) == summary.pop("written_at_revision")
+    (folder / "summary.json").write_text(json.dumps(summary))
+    provenance = json.loads((folder / "provenance.json").read_text())
+    provenance["resummarised"] = [{"revision": "abc-dirty"}]
+    (folder / "provenance.json").write_text(json.dumps(provenance))
+    with pytest.raises(ResultsMismatch, match=r"uncommitted code \(abc-dirty\)"):
+        verify(folder)
+    provenance["resummarised"].append({"revision": "def"})
+    (folder / "provenance.json").write_text(json.dumps(provenance))
+    assert summary_writer(folder) == "def"
+    verify(folder)
+    (folder / "summary.json").write_text(json.dumps({**summary, "written_at_revision": "0ab-dirty"}))
+    with pytest.raises(ResultsMismatch, match="resummarise"):
+        verify(folder)
 
 
 def test_a_standard_run_needs_its_plan_committed(tmp_path: Path) -> None:

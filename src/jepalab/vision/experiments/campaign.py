@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jepalab.vision.experiments.registration import RegistrationError, registration_record
+from jepalab.vision.experiments.registration import RegistrationError, registration_record, trained_revisions
 from jepalab.vision.experiments.registry import experiment
 from jepalab.vision.experiments.settings import ExperimentSettings
 from jepalab.vision.experiments.store import run_folder, run_step_flops
@@ -98,8 +98,7 @@ def _place(run: str, store: Path, record: Path | None) -> Path:
 def _trained_at(run: Path) -> set[str]:
     """The code revisions that have trained ``run`` so far (run.json: its first and every session's)."""
     found = _read_json(run / "run.json")
-    return {str(r) for r in [found.get("environment", {}).get("git_revision"),
-                             *(s.get("git_revision") for s in found.get("sessions", []))] if r}
+    return trained_revisions(found.get("environment", {}).get("git_revision"), found.get("sessions", []))
 
 
 def registration_lines(outs: dict[str, Path], settings: ExperimentSettings, store: Path,

@@ -10,11 +10,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RegistrationError", "git", "in_work_tree", "registration_record"]
+__all__ = ["RegistrationError", "git", "in_work_tree", "registration_record", "trained_revisions"]
 
 
 class RegistrationError(ValueError):
     """Git shows a plan that was not committed before the code that trained its runs, or before its results."""
+
+
+def trained_revisions(first: object, sessions: Iterable[dict[str, Any]]) -> set[str]:
+    """The code revisions that trained a run: the one that started it (``first``) and every recorded session's."""
+    return {str(r) for r in [first, *(s.get("git_revision") for s in sessions)] if r}
 
 
 def git(folder: Path, *args: str) -> subprocess.CompletedProcess[str] | None:

@@ -17,7 +17,13 @@ from typing import Any
 from jepalab.config import config_to_dict, from_dict
 from jepalab.rundir import to_jsonable
 from jepalab.vision.experiments.power import plan_power
-from jepalab.vision.experiments.registration import RegistrationError, git, in_work_tree, registration_record
+from jepalab.vision.experiments.registration import (
+    RegistrationError,
+    git,
+    in_work_tree,
+    registration_record,
+    trained_revisions,
+)
 from jepalab.vision.experiments.registry import Experiment, experiment
 from jepalab.vision.experiments.rules import LEARNING_GATES, MIN_GAIN_POINTS, min_gains
 from jepalab.vision.experiments.settings import ExperimentSettings
@@ -25,7 +31,8 @@ from jepalab.vision.experiments.statistics import INTERVAL_RULE, interval_tests,
 from jepalab.vision.experiments.store import run_folder
 
 __all__ = ["ResultsMismatch", "check_plan", "file_sha256", "folder_name", "plan",
-           "read_plan", "read_rows", "reanalysis_settings", "registration", "statement", "summarise", "verify"]
+           "read_plan", "read_rows", "reanalysis_settings", "registration", "statement", "summarise", "summary_writer",
+           "verify"]
 
 RUNTIME_SETTINGS = ("jobs", "device", "runs_dir", "data_root", "compile", "compile_mode", "tensorboard")
 """Settings that say where and how fast runs train, not what they are: ignored when a plan is compared."""
@@ -134,9 +141,20 @@ def training_revisions(folder: Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: it names the code that trained the runs")
     provenance = json.loads(path.read_text())
-    sessions = {str(s["git_revision"]) for run in provenance.get("runs", []) for s in run.get("train_sessions", [])
-                if s.get("git_revision")}
+    runs = provenance.get("runs", [])
+    sessions = trained_revisions(None, [s for run in runs for s in run.get("train_sessions", [])])
     return sorted({*map(str, provenance.get("git_revisions", [])), *sessions})
+
+
+def summary_writer(folder: Path) -> str | None:
+    """The code revision that last wrote ``folder``'s summary.json: its ``written_at_revision``, else (summaries
+    written before they named it) provenance.json's last ``resummarised`` entry or last session; None if unrecorded."""
+    summary = json.loads((folder / "summary.json").read_text())
+    path = folder / "provenance.json"
+    provenance = json.loads(path.read_text()) if path.is_file() else {}
+    logged = [*provenance.get("sessions", [])[-1:], *provenance.get("resummarised", [])[-1:]]
+    found = summary.get("written_at_revision") or (logged[-1].get("revision") if logged else None)
+    return str(found) if found else None
 
 
 def registration(folder: Path) -> dict[str, Any]:
@@ -228,8 +246,9 @@ def read_plan(folder: Path) -> tuple[dict[str, Any], Experiment, ExperimentSetti
 
 def verify(folder: Path) -> dict[str, Any]:
     """Recompute ``folder``'s verdict from results.csv with the rule of the experiment named in plan.json; raise
-    :class:`ResultsMismatch` naming the file when summary.json disagrees, or plan.json with the summary, or (a
-    confirmatory plan) git shows the plan committed after the code that trained the runs or with its results."""
+    :class:`ResultsMismatch` naming the file when summary.json disagrees, or plan.json with the summary, or it was
+    last written from uncommitted code (:func:`summary_writer`, inside a git work tree), or (a confirmatory plan) git
+    shows the plan committed after the code that trained the runs or with its results."""
     folder = Path(folder)
     for name in ("plan.json", "summary.json", "results.csv"):
         if not (folder / name).is_file():
@@ -254,6 +273,10 @@ def verify(folder: Path) -> dict[str, Any]:
     if where is not None:
         raise ResultsMismatch(f"{folder / 'summary.json'} disagrees with the verdict recomputed from "
                               f"{folder / 'results.csv'} at '{where}'")
+    writer = summary_writer(folder)
+    if writer is not None and writer.endswith("-dirty") and in_work_tree(folder):
+        raise ResultsMismatch(f"{folder / 'summary.json'} was last written from uncommitted code ({writer}): rewrite "
+                              "it from a clean checkout (--resummarise)")
     if (folder / "reanalysis.json").is_file():
         _verify_reanalysis(folder, exp, settings)
     if planned.get("confirmatory"):

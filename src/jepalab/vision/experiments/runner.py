@@ -115,7 +115,8 @@ def _write_summary(exp: Experiment, out: Path, rows: list[dict[str, Any]], setti
     if settings.confirmatory:
         registration(out)
     exp.plot(rows, settings, out)
-    summary = {**summarise(exp, rows, settings), "results_sha256": file_sha256(out / "results.csv")}
+    summary = {**summarise(exp, rows, settings), "results_sha256": file_sha256(out / "results.csv"),
+               "written_at_revision": revision}
     write_json(out / "summary.json", summary)
     return summary
 
