@@ -7,13 +7,16 @@ import dataclasses
 import textwrap
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jepalab.vision.experiments import ExperimentSettings
 
 
 def run_experiment_command(args: argparse.Namespace) -> int:
     """Run (or plan, or record) the named experiments with the mode's settings; print each verdict; exit code 0."""
-    from jepalab.config import config_to_dict, from_dict, merge_dicts, parse_overrides
     from jepalab.rundir import output_dir
-    from jepalab.vision.experiments import ExperimentSettings, experiment, run_experiments, write_plan
+    from jepalab.vision.experiments import experiment, run_experiments, write_plan
     from jepalab.vision.experiments.launchers import launch_options
     from jepalab.vision.experiments.results import folder_name
     from jepalab.vision.experiments.store import restore_light, run_folder, save_light
@@ -23,13 +26,7 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         raise SystemExit("jepalab experiment: name at least one experiment (see --help)")
     for name in names:
         experiment(name)  # a clear error for an unknown name before anything runs
-    mode = "standard" if args.standard else "full" if args.full else "quick"
-    overrides = parse_overrides([item for item in args.items if "=" in item])
-    settings = from_dict(ExperimentSettings, merge_dicts(config_to_dict(ExperimentSettings.for_mode(mode)), overrides))
-    if args.data_dir is not None:
-        settings = dataclasses.replace(settings, data_root=args.data_dir)
-    if args.jobs is not None:
-        settings = dataclasses.replace(settings, jobs=args.jobs)
+    mode, settings = _mode_settings(args)
     launch = launch_options(vars(args))
     root = Path(args.out) if args.out else Path("results") if mode == "standard" else None
     if len(names) == 1 and root is not None and mode != "standard":
@@ -70,6 +67,22 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         save_light(store, record, planned)
     _print_verdicts(summaries, outs)
     return 0
+
+
+def _mode_settings(args: argparse.Namespace) -> tuple[str, ExperimentSettings]:
+    """The mode (quick, standard or full) and its settings with the command's ``key=value`` overrides, data folder
+    and job count."""
+    from jepalab.config import config_to_dict, from_dict, merge_dicts, parse_overrides
+    from jepalab.vision.experiments import ExperimentSettings
+
+    mode = "standard" if args.standard else "full" if args.full else "quick"
+    overrides = parse_overrides([item for item in args.items if "=" in item])
+    settings = from_dict(ExperimentSettings, merge_dicts(config_to_dict(ExperimentSettings.for_mode(mode)), overrides))
+    if args.data_dir is not None:
+        settings = dataclasses.replace(settings, data_root=args.data_dir)
+    if args.jobs is not None:
+        settings = dataclasses.replace(settings, jobs=args.jobs)
+    return mode, settings
 
 
 def _resummarise(outs: dict[str, Path]) -> int:
