@@ -81,7 +81,9 @@ def test_resummarise_rewrites_a_stale_summary_from_the_committed_rows(tmp_path: 
     assert verify(folder) == summary
     assert summary["effects"]["retained_share"][0] == pytest.approx(stale["effects"]["retained_share"][0] - 0.5)
     assert (folder / "results.csv").read_bytes() == rows
-    assert len(json.loads((folder / "provenance.json").read_text())["resummarised"]) == 1
+    logged = json.loads((folder / "provenance.json").read_text())["resummarised"]
+    assert len(logged) == 1
+    assert logged[0]["revision"] == summary["written_at_revision"]  # the code that wrote it, not the tree after
 
 
 def test_a_summary_last_written_from_uncommitted_code_is_rejected(tmp_path: Path,

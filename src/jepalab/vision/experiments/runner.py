@@ -171,7 +171,7 @@ def resummarise(out: Path) -> dict[str, Any]:
     summary = _write_summary(exp, out, read_rows(out / "results.csv"), settings)
     provenance = json.loads((out / "provenance.json").read_text())
     provenance.setdefault("resummarised", []).append({
-        "revision": environment()["git_revision"], "command": " ".join(sys.argv),
+        "revision": summary["written_at_revision"], "command": " ".join(sys.argv),
         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     write_json(out / "provenance.json", provenance)
     return summary
