@@ -23,6 +23,7 @@ from one_node_slurm import start_cluster
 
 from jepalab.cli import main
 from jepalab.vision.experiments.launchers import LaunchOptions, launch_options
+from jepalab.vision.experiments.launchers.registry import THREAD_VARIABLES, worker_threads
 from jepalab.vision.training.checkpoint import read_record
 
 TINY_EVAL = ["eval.train_images=64", "eval.test_images=32", "eval.lidar_images=8", "eval.lidar_views=2",
@@ -40,6 +41,20 @@ def test_options_fail_at_load_time_naming_the_field() -> None:
         launch_options({"launcher": "slurm", "time_min": 0})
     with pytest.raises(ValueError, match="takes no detach"):
         launch_options({"launcher": "submitit-local", "detach": True})
+
+
+def test_worker_processes_get_their_share_of_threads_unless_the_user_set_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process started inside worker_threads(1) sees 1 in every thread variable the user left unset (numpy's BLAS
+    of two --jobs 2 workers would otherwise take 2 threads each on 2 cores); the user's own value is kept; all are
+    restored after."""
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    child = [sys.executable, "-c", f"import os; print([os.environ.get(n) for n in {THREAD_VARIABLES!r}])"]
+    with worker_threads(1):
+        seen = subprocess.run(child, capture_output=True, text=True, check=True).stdout.strip()
+    assert seen == str(["1" if name != "MKL_NUM_THREADS" else "3" for name in THREAD_VARIABLES])
+    assert [os.environ.get(name) for name in THREAD_VARIABLES] == [None, None, "3"]
 
 
 def test_a_job_out_of_squeue_without_a_result_is_waited_for_in_case_it_is_being_requeued(

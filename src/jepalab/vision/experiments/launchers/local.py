@@ -14,7 +14,7 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jepalab.vision.experiments.launchers.registry import Launcher, RunWork, Say, register_launcher
+from jepalab.vision.experiments.launchers.registry import Launcher, RunWork, Say, register_launcher, worker_threads
 from jepalab.vision.training.stop_signal import StopSignal
 
 if TYPE_CHECKING:
@@ -79,7 +79,8 @@ class LocalLauncher(Launcher):
                 threads = max(1, cores // settings.jobs)
                 say(f"{len(work)} runs, {settings.jobs} at a time in their own processes ({threads} thread(s) each)")
                 context = multiprocessing.get_context("spawn")  # CUDA and OpenMP state must not be forked
-                with ProcessPoolExecutor(settings.jobs, mp_context=context, initializer=_start_worker) as pool:
+                with worker_threads(threads), ProcessPoolExecutor(settings.jobs, mp_context=context,
+                                                                  initializer=_start_worker) as pool:
                     jobs += [pool.submit(_worker_job, item, settings, threads) for item in work]
                     images = sum(_images(job) for job in jobs)
         if stop.received:

@@ -6,9 +6,11 @@ setting another is an error at load time."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,10 +22,25 @@ if TYPE_CHECKING:
     from jepalab.vision.experiments.settings import ExperimentSettings
     from jepalab.vision.methods.config import PretrainConfig
 
-__all__ = ["JobsFailed", "LaunchOptions", "Launcher", "RunWork", "available_launchers", "launch_options", "launcher",
-           "register_launcher"]
+__all__ = ["THREAD_VARIABLES", "JobsFailed", "LaunchOptions", "Launcher", "RunWork", "available_launchers",
+           "launch_options", "launcher", "register_launcher", "worker_threads"]
 
 Say = Callable[[str], None]
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def worker_threads(threads: int) -> Iterator[None]:
+    """Processes started inside see ``threads`` in each of :data:`THREAD_VARIABLES` the user has not set: their
+    evaluation's BLAS (numpy's, read when it loads) and torch's default stay on the worker's share of the cores, as
+    its training does; restored on exit."""
+    unset = [name for name in THREAD_VARIABLES if name not in os.environ]
+    os.environ.update({name: str(threads) for name in unset})
+    try:
+        yield
+    finally:
+        for name in unset:
+            os.environ.pop(name, None)
 
 
 class JobsFailed(ValueError):

@@ -12,6 +12,7 @@ when a job is submitted: ``pip install 'jepalab[slurm]'``."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import pickle
@@ -30,6 +31,7 @@ from jepalab.vision.experiments.launchers.registry import (
     RunWork,
     Say,
     register_launcher,
+    worker_threads,
 )
 
 if TYPE_CHECKING:
@@ -134,7 +136,8 @@ class SlurmArrayLauncher(Launcher):
         executor = submitit.AutoExecutor(folder=folder / "%j", cluster=self.cluster,
                                          **{f"{self.cluster}_max_num_timeout": MAX_REQUEUES})
         executor.update_parameters(**self._parameters())
-        with executor.batch():
+        threads = worker_threads(self.options.cpus_per_run) if self.options.cpus_per_run else contextlib.nullcontext()
+        with threads, executor.batch():  # the jobs' environment is this process's at submission
             jobs = [executor.submit(ClusterJob(), item, settings, self.options.cpus_per_run) for item in work]
         self.submitted.update({job.job_id: job for job in jobs})
         return {item.run.name: {"job": job.job_id, "log": str(job.paths.stderr), "result": str(job.paths.result_pickle)}
