@@ -164,15 +164,15 @@ def run_experiment(name: str, out: str | Path, settings: ExperimentSettings, say
 
 def resummarise(out: Path) -> dict[str, Any]:
     """Rewrite ``out``'s summary.json and figures from its committed plan.json and results.csv with the rule code of
-    this revision (after a fix to a rule or a rank statistic; the measured rows are left as they are) and log it in
-    provenance.json's ``resummarised``; returns the summary."""
+    this revision (after a fix to a rule or a rank statistic; the measured rows are left as they are) and record it as
+    provenance.json's ``resummarised`` (the rewrite now there; earlier ones are in git history); returns the summary."""
     out = Path(out)
     _, exp, settings = read_plan(out)
     summary = _write_summary(exp, out, read_rows(out / "results.csv"), settings)
     provenance = json.loads((out / "provenance.json").read_text())
-    provenance.setdefault("resummarised", []).append({
+    provenance["resummarised"] = [{
         "revision": summary["written_at_revision"], "command": " ".join(sys.argv),
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
     write_json(out / "provenance.json", provenance)
     return summary
 
