@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from jepalab.rundir import atomic_write_text, environment, new_run_dir, output_dir, write_csv, write_json
+from jepalab.rundir import atomic_write_text, command_line, environment, new_run_dir, output_dir, write_csv, write_json
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
@@ -37,6 +37,14 @@ def test_environment_records_versions():
     env = environment()
     assert env["packages"]["numpy"] == np.__version__
     assert env["cpu_count"] >= 1
+
+
+def test_command_line_reads_as_it_is_typed_again():
+    module = ["/tmp/clone/src/jepalab/__main__.py", "experiment", "depth", "seeds=[3,4]", "--out", "my results"]
+    assert command_line(module) == "python -m jepalab experiment depth 'seeds=[3,4]' --out 'my results'"
+    assert command_line([".venv/bin/jepalab", "report", "--quick"]) == "jepalab report --quick"
+    assert command_line(["benchmarks/theory.py"]) == "theory.py"
+    assert command_line([]) == ""
 
 
 def test_output_dir_uses_the_given_folder_or_makes_a_new_run(tmp_path):

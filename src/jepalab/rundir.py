@@ -8,8 +8,10 @@ import io
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from importlib import metadata
@@ -180,6 +182,17 @@ def _git_revision() -> str | None:
         ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, check=False
     )
     return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command this process was started with (``sys.argv`` by default), as one can type it again: the package
+    run as a module reads ``python -m jepalab``, a script reads its file name, arguments are shell-quoted."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
+        return ""
+    program = Path(argv[0])
+    head = "python -m jepalab" if program.parts[-2:] == ("jepalab", "__main__.py") else program.name
+    return " ".join([head, *(shlex.quote(arg) for arg in argv[1:])])
 
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")

@@ -8,7 +8,6 @@ error and traceback; the others still run, and its claims are reported as "not t
 from __future__ import annotations
 
 import json
-import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from typing import Any
 from jepalab.progress import progress_bar
 from jepalab.report.claims import GROUPS, Part, PartContext, PartOutput, registered_parts
 from jepalab.report.render import render_html, render_markdown
-from jepalab.rundir import environment, to_jsonable, write_json
+from jepalab.rundir import command_line, environment, to_jsonable, write_json
 
 MODES = ("quick", "full")
 
@@ -153,7 +152,7 @@ def reproduce(
     rows = claim_rows(parts, records)
     env = environment() | {"device": _device(), "seed": seed, "mode": mode, "reuse": reuse_list,
                            "results": None if results_dir is None else str(results_dir.resolve()),
-                           "command": " ".join(sys.argv), "wall_time_s": time.perf_counter() - started,
+                           "command": command_line(), "wall_time_s": time.perf_counter() - started,
                            "part_wall_time_s": {n: r.wall_time_s for n, r in records.items()}}
     report = {"title": "jepalab: How JEPA Avoids Noisy Features (Littwin et al., NeurIPS 2024), re-derived",
               "mode": mode, "claims": rows, "parts": [records[p.name].to_dict() for p in parts], "environment": env}

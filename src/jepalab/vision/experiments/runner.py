@@ -4,13 +4,12 @@ experiments), evaluate, decide and write each experiment's results folder (:mod:
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jepalab.rundir import environment, host_facts, write_csv, write_json
+from jepalab.rundir import command_line, environment, host_facts, write_csv, write_json
 from jepalab.vision.experiments.launchers import LaunchOptions
 from jepalab.vision.experiments.registration import in_work_tree
 from jepalab.vision.experiments.registry import Experiment, experiment
@@ -150,7 +149,7 @@ def run_experiments(names: Sequence[str], outs: dict[str, Path], settings: Exper
     if executed is None:
         return {}
     results, session = executed
-    session = {**session, "started": started, "command": " ".join(sys.argv), "experiments": list(names),
+    session = {**session, "started": started, "command": command_line(), "experiments": list(names),
                "revision": revision}
     return {exp.name: _finish(exp, outs[exp.name], runs[exp.name], results, session, settings) for exp in exps}
 
@@ -171,7 +170,7 @@ def resummarise(out: Path) -> dict[str, Any]:
     summary = _write_summary(exp, out, read_rows(out / "results.csv"), settings)
     provenance = json.loads((out / "provenance.json").read_text())
     provenance["resummarised"] = [{
-        "revision": summary["written_at_revision"], "command": " ".join(sys.argv),
+        "revision": summary["written_at_revision"], "command": command_line(),
         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
     write_json(out / "provenance.json", provenance)
     return summary

@@ -16,13 +16,12 @@ import fcntl
 import json
 import os
 import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from jepalab.rundir import WriteFailed
+from jepalab.rundir import WriteFailed, command_line
 
 __all__ = ["LOCK", "RunInUse", "RunLock", "lock_holder"]
 
@@ -105,7 +104,7 @@ class RunLock:
     def _sign(self, fd: int) -> None:
         """Write this process's pid, host, purpose, command and start time into the lock file."""
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
-                  "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+                  "command": command_line(),
                   "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
         with contextlib.suppress(OSError):  # a full disk: the lock holds all the same, its record names no holder
             os.ftruncate(fd, 0)

@@ -7,12 +7,11 @@ trained and left behind.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from jepalab.rundir import environment, host_facts, write_json
+from jepalab.rundir import command_line, environment, host_facts, write_json
 
 __all__ = ["close_session", "open_session", "update_session"]
 
@@ -38,7 +37,7 @@ def open_session(run: Path, start: int) -> None:
     """Append a session starting at step ``start`` to ``run``/run.json: the command, the code revision, the host
     (:func:`~jepalab.rundir.host_facts`), ``"ended": null`` until it is closed."""
     facts = json.loads((run / "run.json").read_text())
-    session = {"command": " ".join(sys.argv), "started": _now(), "ended": None, "steps": [start, start],
+    session = {"command": command_line(), "started": _now(), "ended": None, "steps": [start, start],
                "wall_s": 0.0, "images_per_s": None, "git_revision": environment()["git_revision"], **host_facts()}
     write_json(run / "run.json", {**facts, "sessions": [*facts.get("sessions", []), session]})
 
