@@ -78,10 +78,12 @@ def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session:
             "git_revisions": sorted({str(r["environment"]["git_revision"]) for r in records}),
             "sessions": sessions, "commands_wall_s": sum(s["wall_s"] for s in sessions),
             "runs_train_wall_s": sum(_train_wall(r, s) for r, s in zip(records, summaries)),
+            "runs_train_steps_without_wall_s": sum(_steps_without_wall(r, s) for r, s in zip(records, summaries)),
             "runs": [{**labels, "run": run.name, "steps": s["steps_done"], "images_per_s_last_session":
                       s["images_per_s"], "wall_s_last_session": s["wall_s"],
                       "data_fingerprint": r.get("data_fingerprint"),
                       **({"data_changes": r["data_changes"]} if r.get("data_changes") else {}),
+                      **({"steps_without_wall_s": n} if (n := _steps_without_wall(r, s)) else {}),
                       **({"train_sessions": r["sessions"]} if r.get("sessions") else {})}
                      for (labels, run), r, s in zip(labelled, records, summaries)]}
 
@@ -91,6 +93,16 @@ def _train_wall(record: dict[str, Any], summary: dict[str, Any]) -> float:
     runs trained before sessions were recorded)."""
     sessions = record.get("sessions")
     return sum(float(s["wall_s"]) for s in sessions) if sessions else float(summary["wall_s"])
+
+
+def _steps_without_wall(record: dict[str, Any], summary: dict[str, Any]) -> int:
+    """Steps a run trained that :func:`_train_wall` counts no time for: steps_done − Σ (to − from) over run.json's
+    sessions (a session of code that wrote its record only on a normal end, ended by a kill), else − the last
+    session's steps (0 where summary.json predates that count)."""
+    sessions = record.get("sessions")
+    timed = sum(to - start for start, to in (s["steps"] for s in sessions)) if sessions \
+        else summary.get("steps_this_session", summary["steps_done"])
+    return int(summary["steps_done"]) - int(timed)
 
 
 def _finish(exp: Experiment, out: Path, labelled: list[tuple[dict[str, Any], Path]],
