@@ -73,19 +73,20 @@ def _provenance(out: Path, labelled: list[tuple[dict[str, Any], Path]], session:
     earlier = json.loads((out / "provenance.json").read_text()).get("sessions", []) \
         if (out / "provenance.json").is_file() else []
     sessions = [*earlier, session] if session["images_trained"] or not earlier else earlier
+    untimed = [_steps_without_wall(r, s) for r, s in zip(records, summaries)]
     return {"device": device_facts(settings.device), "torch": torch.__version__,
             "precision": sorted({r["precision"] for r in records}),
             "git_revisions": sorted({str(r["environment"]["git_revision"]) for r in records}),
             "sessions": sessions, "commands_wall_s": sum(s["wall_s"] for s in sessions),
             "runs_train_wall_s": sum(_train_wall(r, s) for r, s in zip(records, summaries)),
-            "runs_train_steps_without_wall_s": sum(_steps_without_wall(r, s) for r, s in zip(records, summaries)),
+            "runs_train_steps_without_wall_s": sum(untimed),
             "runs": [{**labels, "run": run.name, "steps": s["steps_done"], "images_per_s_last_session":
                       s["images_per_s"], "wall_s_last_session": s["wall_s"],
                       "data_fingerprint": r.get("data_fingerprint"),
                       **({"data_changes": r["data_changes"]} if r.get("data_changes") else {}),
-                      **({"steps_without_wall_s": n} if (n := _steps_without_wall(r, s)) else {}),
+                      **({"steps_without_wall_s": n} if n else {}),
                       **({"train_sessions": r["sessions"]} if r.get("sessions") else {})}
-                     for (labels, run), r, s in zip(labelled, records, summaries)]}
+                     for (labels, run), r, s, n in zip(labelled, records, summaries, untimed)]}
 
 
 def _train_wall(record: dict[str, Any], summary: dict[str, Any]) -> float:
