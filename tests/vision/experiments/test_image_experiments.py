@@ -93,6 +93,27 @@ def test_an_encoder_that_learns_less_is_not_credited_with_less_uptake(tmp_path: 
     assert summary["verdict"] == "not tested here" and "mae gained +2.0" in summary["reason"]
 
 
+@pytest.mark.parametrize("statistics", ["spread", "interval"])
+def test_runs_without_the_subspace_read_out_leave_variance_subspaces_untested(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, statistics: str) -> None:
+    """MAE's eval.json carry no top/bottom read-out (``subspace: clean`` on images it took for noisy): the claim is
+    not tested here, saying why, and the figure draws the runs that have it."""
+    def formula(cfg: Any, progress: float) -> dict[str, float]:
+        values = default_formula(cfg, progress)
+        subspace = ("cca_delta", "top_probe", "bottom_probe", "cca_top", "cca_bottom")
+        return {k: v for k, v in values.items() if cfg.method == "ijepa" or k not in subspace}
+
+    install(monkeypatch, formula)
+    settings = ExperimentSettings(seeds=SEEDS, statistics=statistics)
+    summary = run_experiment("variance-subspaces", tmp_path, settings, say=lambda _: None)
+    assert summary["verdict"] == "not tested here"
+    assert "3 of 6 runs carry no top/bottom subspace read-out" in summary["reason"]
+    assert (tmp_path / "variance_subspaces.png").is_file() and verify(tmp_path)["verdict"] == "not tested here"
+    install(monkeypatch)
+    decided = run_experiment("variance-subspaces", tmp_path / "measured", settings, say=lambda _: None)
+    assert decided["verdict"] != "not tested here" and not decided["reason"]
+
+
 @pytest.mark.parametrize(("mae_deep_uptake", "verdict"), [(0.4, "holds"), (0.04, "does not hold")])
 def test_depth_needs_a_growing_positive_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mae_deep_uptake: float,
                                             verdict: str) -> None:

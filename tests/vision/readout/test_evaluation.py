@@ -13,7 +13,7 @@ from jepalab.cli import main
 from jepalab.config import from_dict
 from jepalab.eval import is_collapsed
 from jepalab.vision.methods.config import PretrainConfig
-from jepalab.vision.readout.evaluation import EvalSettings, evaluate_run
+from jepalab.vision.readout.evaluation import EvalSettings, carries_distractor, evaluate_run
 from jepalab.vision.readout.run import Run
 from jepalab.vision.training.loop import pretrain
 
@@ -71,6 +71,19 @@ def test_eval_of_ijepa_reads_both_encoders_and_the_chosen_readout(tiny_fmnist: P
     assert result["checkpoints"][-1]["dim"] == result["baselines"]["random"]["dim"] == 4 * 32
     assert [r["representation"] for r in result["readouts"]] == ["context @ 4", "target @ 4", "random init",
                                                                  "pixels", "pixels pca"]
+
+
+@pytest.mark.parametrize(("dataset", "options", "distractor"), [("fashion-mnist", {}, False),
+                                                              ("noisy-fashion-mnist", {"strength": 0.0}, False),
+                                                              ("noisy-fashion-mnist", {"strength": 0.1}, True)])
+def test_subspace_clean_measures_every_image_set_without_a_distractor(tiny_fmnist: Path, dataset: str,
+                                                                       options: dict, distractor: bool) -> None:
+    """``subspace: clean`` skips only images carrying a distractor: noisy Fashion-MNIST at strength 0 keeps its
+    amplitudes (the distractor read-out's control) but is clean."""
+    from jepalab.data import DataConfig, build_dataset
+
+    data = from_dict(DataConfig, {"dataset": dataset, "root": str(tiny_fmnist), "options": options})
+    assert carries_distractor(build_dataset(data, "test").info) is distractor
 
 
 def test_checkpoint_selection_and_errors(tiny_run: Path, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ from jepalab.vision.readout.tables import METRIC_COLUMNS
 from jepalab.vision.training.precision import autocast_for
 from jepalab.vision.training.run_lock import RunLock
 
-__all__ = ["EvalSettings", "current_settings", "eval_table", "evaluate_run", "readout_table"]
+__all__ = ["EvalSettings", "carries_distractor", "current_settings", "eval_table", "evaluate_run", "readout_table"]
 
 PRECISIONS = ("fp32", "run")
 RANDOM_INITS = ("eval-seed", "run")
@@ -184,7 +184,7 @@ def _eval_images(run: Run, settings: EvalSettings) -> _EvalImages:
                                     settings.seed)
     amplitude = test_set.info["amplitude"].numpy() if "amplitude" in test_set.info else None
     rank = 0
-    if settings.subspace == "always" or amplitude is None:
+    if settings.subspace == "always" or not carries_distractor(test_set.info):
         unit = ((0.0,) * train_set.channels, (1.0,) * train_set.channels)  # centre views in [0, 1] for the PCA
         raw = eval_view(test_set.images, size, *unit).double().numpy()  # type: ignore[arg-type]
         pca = fit_pixel_pca(eval_view(train_set.images, size, *unit).double().numpy())  # type: ignore[arg-type]
@@ -195,6 +195,13 @@ def _eval_images(run: Run, settings: EvalSettings) -> _EvalImages:
         rank = copies.rank
     return _EvalImages(views, groups, train_set.labels.numpy(), test_set.labels.numpy(), amplitude,
                        len(train_set.classes), rank)
+
+
+def carries_distractor(info: dict[str, Any]) -> bool:
+    """Whether a dataset's ``info`` describes images with an injected distractor: a per-image amplitude drawn at a
+    strength above 0 (noisy Fashion-MNIST at strength 0 keeps its amplitudes, for the distractor read-out's control,
+    but adds nothing to the images)."""
+    return "amplitude" in info and float(info.get("options", {}).get("strength", 1.0)) > 0
 
 
 def _protocol(run: Run, settings: EvalSettings, headline_encoder: str, note: str, rank: int) -> dict[str, str]:
