@@ -16,14 +16,26 @@
 #   bash scripts/confirmatory.sh status   # each planned run's state, the step it resumes from, the training time left
 #   bash scripts/confirmatory.sh decide   # once every run is recorded: results, summaries and figures from this
 #                                         # checkout's committed code (nothing is trained)
+#   bash scripts/confirmatory.sh plan     # the plans (results/<measurement>/<experiment>/plan.json) to commit
+#                                         # before any run of the measurement trains
+#
+# JEPALAB_CONFIRMATORY=retrained selects R2's re-measurement instead (results/confirmatory-retrained): the 16 clean
+# runs trained again under the same plan, because the evaluation that ran on the first ones skipped their subspace
+# read-out (docs/experiments.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-STORE=${JEPALAB_CONFIRMATORY_STORE:-/work/confirmatory-store}
-SETTINGS=(noisy-features variance-subspaces depth learning-order --standard epochs=24 "seeds=[3,4,5,6,7,8,9,10]"
+case "${JEPALAB_CONFIRMATORY:-main}" in
+  main) EXPERIMENTS=(noisy-features variance-subspaces depth learning-order); OUT=results/confirmatory
+        STORE=${JEPALAB_CONFIRMATORY_STORE:-/work/confirmatory-store} ;;
+  retrained) EXPERIMENTS=(variance-subspaces); OUT=results/confirmatory-retrained
+             STORE=${JEPALAB_CONFIRMATORY_STORE:-/work/confirmatory-retrained-store} ;;
+  *) echo "JEPALAB_CONFIRMATORY must be main or retrained" >&2; exit 2 ;;
+esac
+SETTINGS=("${EXPERIMENTS[@]}" --standard epochs=24 "seeds=[3,4,5,6,7,8,9,10]"
           "snapshot_steps=[312,936]" gate=noise statistics=interval confirmatory=true eval.precision=run
           eval.random_init=run eval.cache_pixels=true eval.subspace=clean order_basis=cross order_eps=1e-5
-          "power_from=[results/epochs-24,results]" --out results/confirmatory)
+          "power_from=[results/epochs-24,results]" --out "$OUT")
 JEPALAB="$ROOT/.venv/bin/python -m jepalab"
 
 case "${1:-}" in
@@ -51,5 +63,6 @@ case "${1:-}" in
   save) $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --save-finished ;;
   status) $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --progress ;;
   decide) OMP_NUM_THREADS=1 $JEPALAB experiment "${SETTINGS[@]}" "runs_dir=$STORE" --jobs 1 ;;
-  *) echo "usage: bash scripts/confirmatory.sh train|status|stop|save|decide" >&2; exit 2 ;;
+  plan) $JEPALAB experiment "${SETTINGS[@]}" --plan ;;
+  *) echo "usage: bash scripts/confirmatory.sh train|status|stop|save|decide|plan" >&2; exit 2 ;;
 esac
