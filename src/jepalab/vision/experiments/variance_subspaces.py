@@ -142,7 +142,10 @@ class VarianceSubspaces(Experiment):
                  title="Bottom-minus-top subspace dependence over training")
         right.set(ylabel="probe top-1 / mean CCA (last checkpoint)")
         for ax in (left, right):
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+            else:
+                ax.text(0.5, 0.5, "no run carries the subspace read-out", transform=ax.transAxes, ha="center")
         left.grid(alpha=0.3)
         fig.tight_layout()
         save_figure(fig, out / "variance_subspaces", formats=("png",), dpi=90)
