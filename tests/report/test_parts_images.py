@@ -81,7 +81,7 @@ def test_a_further_pre_registered_measurement_is_followed_then_shown_when_it_tra
     assert "epochs-12/noisy-features/plan.json (12 epochs) is pre-registered, 0 of its 12 runs finished" in details
     assert r1["reason"].startswith("held = ") and not r1["headline"]  # the rule; decided, so no cause to add
     command = details.split("`")[-2]
-    assert command.startswith("jepalab experiment noisy-features variance-subspaces depth --standard ")
+    assert command.startswith("jepalab experiment noisy-features --standard ")  # the one experiment planned there
     assert {"depths=[1,4]", "epochs=12", "evaluate=last"} <= set(command.split())
     assert command.endswith("--out results/epochs-12 --jobs 2")
     install(monkeypatch)
@@ -240,8 +240,11 @@ def test_a_confirmatory_measurement_is_headlined_with_its_intervals(results: Pat
     write_plan("noisy-features", results / "noisy-features", base)
     reanalyse(results / "noisy-features")
     report = reproduce(tmp_path / "report", mode="quick", progress=False, only=["images"], results=results)
-    numbers = {c["key"]: c for c in report["claims"]}["R1"]["numbers"]
+    r1 = {c["key"]: c for c in report["claims"]}["R1"]
+    numbers = r1["numbers"]
     assert numbers["confirmatory"] is True and numbers["seed_list"] == [3, 4, 5]
+    assert r1["statement"].startswith("When the distractor is added, I-JEPA keeps a larger share")  # what is tested
+    assert "takes up the distractor" in r1["general_statement"]
     assert numbers["folder"].endswith("confirmatory/noisy-features")
     test = numbers["tests"]["uptake_at_matched_gain"]
     assert len(test["effects"]) == 3 and test["ci95"][0] <= test["mean"] <= test["ci95"][1]
@@ -302,3 +305,40 @@ def test_a_measurement_shows_the_reanalysis_of_its_own_runs_once(tmp_path: Path,
     assert r2["numbers"]["folder"].endswith("variance-subspaces-knn20-gate")
     assert r2["numbers"]["exploratory_reanalysis"]["label"].startswith("exploratory (seeds 0, 1, 2")
     assert sum("under the confirmatory rule" in d for d in r2["details"]) == 1
+
+
+def test_the_rerun_command_holds_every_planned_setting(tmp_path: Path) -> None:
+    """A confirmatory plan's command re-creates the plan exactly, the evaluation's settings included, and runs only
+    the experiments planned beside it."""
+    import shlex
+    from dataclasses import replace
+
+    from jepalab.config import config_to_dict, from_dict, merge_dicts, parse_overrides
+    from jepalab.report.parts_images import rerun
+    from jepalab.vision.experiments import experiment
+    from jepalab.vision.experiments.results import plan
+
+    base = ExperimentSettings.for_mode("standard")
+    settings = replace(base, seeds=(3, 4, 5), epochs=24, gate="noise", statistics="interval", confirmatory=True,
+                       eval=replace(base.eval, precision="run", subspace="clean", random_init="run"))
+    planned = plan(experiment("variance-subspaces"), settings)
+    (tmp_path / "variance-subspaces").mkdir()
+    (tmp_path / "variance-subspaces" / "plan.json").write_text(json.dumps(planned))
+    words = shlex.split(rerun("variance-subspaces", planned, "results/again", tmp_path))
+    assert words[:4] == ["jepalab", "experiment", "variance-subspaces", "--standard"]
+    assert {"eval.precision=run", "eval.subspace=clean", "eval.random_init=run"} <= set(words)
+    again = from_dict(ExperimentSettings, merge_dicts(config_to_dict(base),
+                                                      parse_overrides([w for w in words if "=" in w])))
+    assert plan(experiment("variance-subspaces"), again) == planned
+
+
+def test_a_measurement_trained_on_two_cpu_models_names_both(tmp_path: Path) -> None:
+    from jepalab.report.parts_images import provenance_line
+
+    sessions = [{"cpu": "AMD EPYC", "wall_s": 1.0}, {"cpu": "Intel Xeon", "wall_s": 1.0}]
+    facts = {"device": {"kind": "cpu", "name": "AMD EPYC"}, "git_revisions": ["a" * 40],
+             "runs": [{"run": "mae-1", "train_sessions": sessions}, {"run": "mae-2"}]}
+    (tmp_path / "provenance.json").write_text(json.dumps(facts))
+    line, numbers = provenance_line(tmp_path, {"seeds": 2, "mode": "standard"})
+    assert line.startswith("measured on AMD EPYC and Intel Xeon at aaaaaaaaaaaa, 2 seed(s)")
+    assert numbers["device"] == "AMD EPYC and Intel Xeon"

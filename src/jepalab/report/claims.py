@@ -42,7 +42,8 @@ class Finding:
     """What was measured for one claim and the verdict; ``figure``/``config`` are paths relative to the report.
     ``reason``: the rule that decided it; ``headline``: the verdict's immediate cause where the rule alone does not
     say it (a learning gate not met), shown beside the verdict; ``details``: further evidence (other read-outs,
-    reanalyses, other measurements of the claim), shown with the rule."""
+    reanalyses, other measurements of the claim), shown with the rule; ``tested``: the sentence the measurement's
+    rule decides, shown in place of the claim's general statement."""
 
     key: str
     measured: str
@@ -53,6 +54,7 @@ class Finding:
     numbers: dict[str, Any] = field(default_factory=dict)
     headline: str = ""
     details: list[str] = field(default_factory=list)
+    tested: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

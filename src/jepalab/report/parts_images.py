@@ -19,20 +19,24 @@ SHARED_RUNS = ("noisy-features", "variance-subspaces", "depth")
 """Experiments whose standard runs are shared: rerun them with one command."""
 
 
-def rerun(name: str, plan: dict[str, Any] | None = None, out: str | None = None) -> str:
+def rerun(name: str, plan: dict[str, Any] | None = None, out: str | None = None, beside: Path | None = None) -> str:
     """The command that (re)runs experiment ``name`` at standard scale, resuming finished runs: with ``plan``'s
-    settings that differ from the standard mode's as ``key=value``, and ``--out`` where the plan lives elsewhere
-    than ``results/<name>``."""
+    settings that differ from the standard mode's as ``key=value`` (``eval.key=value`` for the evaluation's), and
+    ``--out`` where the plan lives elsewhere than ``results/<name>``; ``beside`` (the folder holding the plan's
+    folder) limits the experiments sharing its runs to those planned there."""
     from jepalab.config import config_to_dict
     from jepalab.vision.experiments import ExperimentSettings
     from jepalab.vision.experiments.results import RUNTIME_SETTINGS
 
-    names = " ".join(SHARED_RUNS) if name in SHARED_RUNS else name
+    shared = [n for n in SHARED_RUNS if beside is None or n == name or (beside / n / "plan.json").is_file()]
+    names = " ".join(shared) if name in SHARED_RUNS else name
     planned = (plan or {}).get("settings", {})
     defaults = config_to_dict(ExperimentSettings.for_mode("standard"))
+    flat = [(f"{key}.{sub}", value, defaults.get(key, {}).get(sub)) for key, values in planned.items()
+            if isinstance(values, dict) for sub, value in values.items()]
+    flat += [(key, value, defaults.get(key)) for key, value in planned.items() if not isinstance(value, dict)]
     overrides = [f"{key}={value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}"
-                 for key, value in planned.items()
-                 if key not in RUNTIME_SETTINGS and not isinstance(value, dict) and value != defaults.get(key)]
+                 for key, value, default in flat if key.split(".")[0] not in RUNTIME_SETTINGS and value != default]
     return " ".join(["jepalab experiment", names, "--standard", *overrides, *(["--out", out] if out else []),
                      "--jobs 2"])
 
@@ -76,8 +80,8 @@ def _pending(folder: Path, name: str, results: Path) -> str:
     record = folder.parent / "store"
     done = sum((record / run["run"] / "summary.json").is_file() for run in plan["runs"])
     return (f"{folder / 'plan.json'} ({_epochs(folder)}) is pre-registered, {done} of its "
-            f"{len(plan['runs'])} runs finished and recorded in {record}: `{rerun(name, plan, _out(folder, results))}`"
-            " resumes them")
+            f"{len(plan['runs'])} runs finished and recorded in {record}: "
+            f"`{rerun(name, plan, _out(folder, results), folder.parent)}` resumes them")
 
 
 def experiment_summaries(paths: tuple[Path, ...]) -> list[tuple[Path, dict[str, Any]]]:
@@ -132,10 +136,14 @@ def _revisions(revisions: Iterable[str]) -> str:
 
 
 def provenance_line(folder: Path, summary: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """("measured on <device> at <revision>, N seeds, <mode> scale", the numbers claims.json carries)."""
+    """("measured on <device> at <revision>, N seeds, <mode> scale", the numbers claims.json carries); on CPUs the
+    device is every CPU model that trained a session of the runs, else the machine that wrote the summary."""
     path = folder / "provenance.json"
     facts = json.loads(path.read_text()) if path.is_file() else {}
     device = facts.get("device", {}).get("name", "an unrecorded device")
+    trained_on = sorted({s["cpu"] for r in facts.get("runs", []) for s in r.get("train_sessions", []) if s.get("cpu")})
+    if trained_on and facts.get("device", {}).get("kind") == "cpu":
+        device = " and ".join(trained_on)
     revision = _revisions(facts.get("git_revisions", ["unrecorded"]))
     read = _revisions({s["revision"] for s in facts.get("sessions", []) if s.get("revision")})
     numbers = {"seeds": summary["seeds"], "device": device, "revision": revision,
@@ -182,7 +190,7 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
     others = other_measurements(name, folder, ctx, summary.get("results_sha256"))
     source, reanalysed = folder, same_runs_reanalysis(name, folder, summary, ctx)
     command = rerun(name, _plan(folder) if (folder / "plan.json").is_file() else None,
-                    _out(folder, ctx.results) if ctx.results is not None else None)
+                    _out(folder, ctx.results) if ctx.results is not None else None, folder.parent)
     if not folder.resolve().is_relative_to(ctx.report_dir.resolve()):
         copy = ctx.out_dir / name
         copy.mkdir(parents=True, exist_ok=True)
@@ -205,7 +213,8 @@ def finding_of(key: str, name: str, folder: Path, summary: dict[str, Any], ctx: 
         output.figures.append((ctx.relative(figure), f"{name}: {summary['claim']}"))
     plan = folder / "plan.json"
     return Finding(key, f"{where}: {checks}", verdict, reason=summary["rule"], headline=summary.get("reason", ""),
-                   details=details, figure=None if figure is None else ctx.relative(figure),
+                   tested=summary["claim"] if "tests" in summary else "", details=details,
+                   figure=None if figure is None else ctx.relative(figure),
                    config=ctx.relative(plan if plan.is_file() else folder / "settings.json"),
                    numbers={**numbers, **summary["measured"], "effects": summary.get("effects", {}),
                             "learning": learning, **intervals,

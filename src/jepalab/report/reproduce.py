@@ -91,6 +91,8 @@ def claim_rows(parts: Sequence[Part], records: dict[str, PartRecord]) -> list[di
                 row |= {"measured": finding.measured, "verdict": finding.verdict, "headline": finding.headline,
                         "reason": finding.reason, "details": finding.details, "figure": finding.figure,
                         "config": finding.config, "numbers": finding.numbers}
+                if finding.tested:
+                    row |= {"statement": finding.tested, "general_statement": claim.statement}
             else:
                 why = (record.reason if record.status == "skipped" else
                        f"part '{part.name}' failed: {record.error}" if record.status == "failed" else
