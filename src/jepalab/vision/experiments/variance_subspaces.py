@@ -124,7 +124,8 @@ class VarianceSubspaces(Experiment):
     def plot(self, rows: list[dict[str, Any]], settings: ExperimentSettings, out: Path) -> None:
         plt = pyplot()
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-        rows = [r for r in rows if r["run"] not in _unmeasured(rows)]  # only runs with the read-out are drawn
+        missing = _unmeasured(rows)
+        rows = [r for r in rows if r["run"] not in missing]  # only runs with the read-out are drawn
         for method, colour in zip(settings.methods, ("tab:blue", "tab:red")):
             seeds = [s for s in settings.seeds if any(r["method"] == method and r["seed"] == s for r in rows)]
             for seed in seeds:
