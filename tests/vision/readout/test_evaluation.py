@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,20 @@ def test_subspace_clean_measures_every_image_set_without_a_distractor(tiny_fmnis
 
     data = from_dict(DataConfig, {"dataset": dataset, "root": str(tiny_fmnist), "options": options})
     assert carries_distractor(build_dataset(data, "test").info) is distractor
+
+
+def test_a_run_on_noisy_images_at_strength_0_keeps_the_subspace_read_out(tiny_fmnist: Path, tmp_path: Path) -> None:
+    cfg = from_dict(PretrainConfig, {
+        "method": "mae", "data": {"dataset": "noisy-fashion-mnist", "root": str(tiny_fmnist), "image_size": 28,
+                                  "options": {"strength": 0.0}},
+        "model": {"size": "pico", "patch_size": 4},
+        "mae": {"decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2},
+        "optim": {"epochs": 1, "warmup_epochs": 0.5, "global_batch": 64},
+        "train": {"progress": False, "diag_every": 0, "diag_images": 64, "checkpoint_every": 4}})
+    run = pretrain(cfg, tmp_path / "clean")
+    result = evaluate_run(run, "last", replace(SETTINGS, subspace="clean"), progress=False)
+    assert {"cca_delta", "top_probe", "distractor_r2"} <= set(result["checkpoints"][-1])
+    assert result["protocol"]["subspace"].startswith("our protocol")
 
 
 def test_checkpoint_selection_and_errors(tiny_run: Path, tmp_path: Path) -> None:
